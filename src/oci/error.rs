@@ -1,0 +1,157 @@
+//! The registry's single error type. Every failure a handler can meet is one of the spec's codes
+//! with its HTTP status; only the entry point turns it into the JSON body
+//! `{"errors":[{"code","message","detail"}]}`.
+
+use serde_json::json;
+
+/// An error code from the distribution spec (plus `UNKNOWN` for storage faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unsupported,
+    RangeInvalid,
+    TooLarge,
+    Unknown,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BlobUnknown => "BLOB_UNKNOWN",
+            Code::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            Code::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            Code::DigestInvalid => "DIGEST_INVALID",
+            Code::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            Code::ManifestInvalid => "MANIFEST_INVALID",
+            Code::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Code::NameInvalid => "NAME_INVALID",
+            Code::NameUnknown => "NAME_UNKNOWN",
+            Code::SizeInvalid => "SIZE_INVALID",
+            Code::Unsupported => "UNSUPPORTED",
+            Code::RangeInvalid => "RANGE_INVALID",
+            // The spec has no code of its own for an oversized body; SIZE_INVALID is the
+            // closest, the status (413) says the rest.
+            Code::TooLarge => "SIZE_INVALID",
+            Code::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Code::BlobUnknown
+            | Code::BlobUploadUnknown
+            | Code::ManifestUnknown
+            | Code::NameUnknown => 404,
+            Code::RangeInvalid => 416,
+            Code::TooLarge => 413,
+            Code::Unsupported => 405,
+            Code::Unknown => 500,
+            _ => 400,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Code::BlobUnknown => "blob unknown to registry",
+            Code::BlobUploadInvalid => "blob upload invalid",
+            Code::BlobUploadUnknown => "blob upload unknown to registry",
+            Code::DigestInvalid => "provided digest did not match uploaded content",
+            Code::ManifestBlobUnknown => "manifest references a manifest or blob unknown to registry",
+            Code::ManifestInvalid => "manifest invalid",
+            Code::ManifestUnknown => "manifest unknown to registry",
+            Code::NameInvalid => "invalid repository name",
+            Code::NameUnknown => "repository name not known to registry",
+            Code::SizeInvalid => "provided length did not match content length",
+            Code::Unsupported => "the operation is unsupported",
+            Code::RangeInvalid => "invalid content range",
+            Code::TooLarge => "request body too large; push the blob in chunks (PATCH with Content-Range)",
+            Code::Unknown => "unknown error",
+        }
+    }
+}
+
+/// A spec error with a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    pub code: Code,
+    pub detail: String,
+    /// For upload errors: the upload's current offset, reported as `Range`.
+    pub upload_offset: Option<u64>,
+}
+
+impl RegistryError {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        RegistryError { code, detail: detail.into(), upload_offset: None }
+    }
+
+    /// A storage or platform fault: 500 UNKNOWN. The cause is logged by the entry point, the
+    /// client sees only that something failed on our side.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        RegistryError::new(Code::Unknown, cause.to_string())
+    }
+
+    /// Attaches the upload's current offset (sent as `Range` with the error).
+    pub fn with_range(mut self, offset: u64) -> Self {
+        self.upload_offset = Some(offset);
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// The spec's JSON error body.
+    pub fn body(&self) -> String {
+        let detail = if self.code == Code::Unknown { "internal error".to_string() } else { self.detail.clone() };
+        json!({"errors": [{"code": self.code.as_str(), "message": self.code.message(), "detail": detail}]})
+            .to_string()
+    }
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_spec_json() {
+        let e = RegistryError::new(Code::BlobUnknown, "sha256:abc");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(v["errors"][0]["code"], "BLOB_UNKNOWN");
+        assert_eq!(v["errors"][0]["detail"], "sha256:abc");
+        assert_eq!(e.status(), 404);
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(Code::RangeInvalid.status(), 416);
+        assert_eq!(Code::TooLarge.status(), 413);
+        assert_eq!(Code::DigestInvalid.status(), 400);
+        assert_eq!(Code::Unsupported.status(), 405);
+    }
+
+    #[test]
+    fn internal_detail_is_not_leaked() {
+        let e = RegistryError::internal("r2 said: secret key xyz");
+        assert!(!e.body().contains("xyz"));
+        assert_eq!(e.status(), 500);
+    }
+}

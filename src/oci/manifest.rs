@@ -1,0 +1,186 @@
+//! Manifest parsing: which media types we accept and what a manifest references.
+//!
+//! The registry stores manifests byte-exact and only needs their references: the blobs
+//! (config, layers, artifact blobs) and child manifests that must already exist in the
+//! repository, and the optional `subject` that makes the manifest a referrer.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::digest::Digest;
+use super::error::{Code, RegistryError, Result};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_ARTIFACT: &str = "application/vnd.oci.artifact.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Manifests bigger than this are refused with 413, as the spec recommends (4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+const ACCEPTED: [&str; 5] = [OCI_MANIFEST, OCI_INDEX, OCI_ARTIFACT, DOCKER_MANIFEST, DOCKER_LIST];
+
+/// A content descriptor as it appears in a manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDescriptor {
+    media_type: Option<String>,
+    digest: String,
+    size: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    schema_version: Option<i64>,
+    media_type: Option<String>,
+    artifact_type: Option<String>,
+    config: Option<RawDescriptor>,
+    #[serde(default)]
+    layers: Vec<RawDescriptor>,
+    #[serde(default)]
+    blobs: Vec<RawDescriptor>,
+    #[serde(default)]
+    manifests: Vec<RawDescriptor>,
+    subject: Option<RawDescriptor>,
+    annotations: Option<Map<String, Value>>,
+}
+
+/// What the registry needs to know of a manifest it stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedManifest {
+    pub media_type: String,
+    /// Blobs that must be linked in the repository (config, layers, artifact blobs).
+    pub blobs: Vec<Digest>,
+    /// Child manifests (of an index) that must exist in the repository.
+    pub manifests: Vec<Digest>,
+    pub subject: Option<Digest>,
+    /// `artifactType`, or for an image manifest without one, its config media type
+    /// (what the referrers API reports).
+    pub artifact_type: Option<String>,
+    pub annotations: Option<Map<String, Value>>,
+}
+
+/// Parses a manifest PUT body. `content_type` is the request's Content-Type (may be absent).
+pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest> {
+    let invalid = |d: String| RegistryError::new(Code::ManifestInvalid, d);
+    let raw: RawManifest =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+    let header = content_type.map(|c| c.split(';').next().unwrap_or("").trim()).filter(|c| !c.is_empty());
+    let media_type = match (header, raw.media_type.as_deref()) {
+        (Some(h), Some(f)) if h != f => {
+            return Err(invalid(format!("Content-Type {h} does not match mediaType {f}")));
+        }
+        (Some(h), _) => h.to_string(),
+        (None, Some(f)) => f.to_string(),
+        (None, None) => return Err(invalid("manifest media type unknown: no Content-Type, no mediaType".into())),
+    };
+    if !ACCEPTED.contains(&media_type.as_str()) {
+        return Err(invalid(format!("unsupported manifest media type {media_type}")));
+    }
+    if media_type != OCI_ARTIFACT && raw.schema_version != Some(2) {
+        return Err(invalid("schemaVersion must be 2".into()));
+    }
+    let digest_of = |d: &RawDescriptor| -> Result<Digest> {
+        if d.size < 0 {
+            return Err(invalid(format!("negative size for {}", d.digest)));
+        }
+        Digest::parse(&d.digest).map_err(|_| invalid(format!("invalid descriptor digest {:?}", d.digest)))
+    };
+    let is_index = media_type == OCI_INDEX || media_type == DOCKER_LIST;
+    let mut blobs = Vec::new();
+    let mut manifests = Vec::new();
+    if is_index {
+        if raw.config.is_some() || !raw.layers.is_empty() {
+            return Err(invalid("an index has no config or layers".into()));
+        }
+        for m in &raw.manifests {
+            manifests.push(digest_of(m)?);
+        }
+    } else if media_type == OCI_ARTIFACT {
+        for b in &raw.blobs {
+            blobs.push(digest_of(b)?);
+        }
+    } else {
+        let config = raw.config.as_ref().ok_or_else(|| invalid("image manifest without config".into()))?;
+        blobs.push(digest_of(config)?);
+        for l in &raw.layers {
+            blobs.push(digest_of(l)?);
+        }
+    }
+    let subject = raw.subject.as_ref().map(digest_of).transpose()?;
+    let artifact_type = raw
+        .artifact_type
+        .clone()
+        .or_else(|| if media_type == OCI_MANIFEST { raw.config.as_ref().and_then(|c| c.media_type.clone()) } else { None });
+    Ok(ParsedManifest { media_type, blobs, manifests, subject, artifact_type, annotations: raw.annotations })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::digest::Algorithm;
+
+    fn d(s: &str) -> String {
+        Digest::of(Algorithm::Sha256, s.as_bytes()).to_string()
+    }
+
+    fn image(extra: &str) -> String {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":3}}]{extra}}}"#,
+            d("c"),
+            d("l")
+        )
+    }
+
+    #[test]
+    fn image_manifest_references() {
+        let m = parse(image("").as_bytes(), Some(OCI_MANIFEST)).unwrap();
+        assert_eq!(m.blobs.len(), 2);
+        assert_eq!(m.blobs[0].to_string(), d("c"));
+        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert!(m.subject.is_none());
+    }
+
+    #[test]
+    fn subject_and_annotations() {
+        let extra = format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}},"artifactType":"application/x.sig","annotations":{{"k":"v"}}"#, d("s"));
+        let m = parse(image(&extra).as_bytes(), None).unwrap();
+        assert_eq!(m.subject.unwrap().to_string(), d("s"));
+        assert_eq!(m.artifact_type.as_deref(), Some("application/x.sig"));
+        assert_eq!(m.annotations.unwrap()["k"], "v");
+    }
+
+    #[test]
+    fn index_children() {
+        let body = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":5}}]}}"#, d("m"));
+        let m = parse(body.as_bytes(), Some(OCI_INDEX)).unwrap();
+        assert_eq!(m.manifests.len(), 1);
+        assert!(m.blobs.is_empty());
+    }
+
+    #[test]
+    fn docker_schema2_without_media_type_field_uses_header() {
+        let body = format!(r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":1}},"layers":[]}}"#, d("c"));
+        let m = parse(body.as_bytes(), Some(DOCKER_MANIFEST)).unwrap();
+        assert_eq!(m.media_type, DOCKER_MANIFEST);
+    }
+
+    #[test]
+    fn invalid_manifests() {
+        let cases: Vec<(String, Option<&str>)> = vec![
+            ("not json".into(), Some(OCI_MANIFEST)),
+            (image(""), Some(OCI_INDEX)),
+            (image(""), Some("application/json-ish")),
+            (r#"{"schemaVersion":2,"layers":[]}"#.into(), None),
+            (format!(r#"{{"schemaVersion":1,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}}}}"#, d("c")), None),
+            (format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"sha256:nope","size":1}}}}"#), None),
+            (format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":-1}}}}"#, d("c")), None),
+            (format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}"}}"#), None),
+        ];
+        for (body, ct) in cases {
+            assert_eq!(parse(body.as_bytes(), ct).unwrap_err().code, Code::ManifestInvalid, "{body}");
+        }
+    }
+}

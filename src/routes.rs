@@ -1,0 +1,218 @@
+//! URL → typed route, and the one place that builds registry URLs back (Location, Link).
+//!
+//! Repository names may contain '/', so paths are parsed from the end: the suffixes
+//! `/blobs/uploads/[<id>]`, `/blobs/<digest>`, `/manifests/<ref>`, `/tags/list` and
+//! `/referrers/<digest>` are recognised and everything before them is the name.
+
+use crate::oci::digest::Digest;
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::name::{Reference, RepoName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name>/tags/list`
+    Tags { name: RepoName },
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest { name: RepoName, reference: Reference },
+    /// `/v2/<name>/blobs/<digest>`
+    Blob { name: RepoName, digest: Digest },
+    /// `/v2/<name>/blobs/uploads/`
+    UploadStart { name: RepoName },
+    /// `/v2/<name>/blobs/uploads/<id>`
+    Upload { name: RepoName, id: String },
+    /// `/v2/<name>/referrers/<digest>`
+    Referrers { name: RepoName, digest: Digest },
+}
+
+/// A path that is no registry route at all: 404 with the spec body.
+fn not_found(path: &str) -> RegistryError {
+    RegistryError::new(Code::NameUnknown, format!("no route for {path}"))
+}
+
+impl Route {
+    /// Parses a request path (no query string).
+    pub fn parse(path: &str) -> Result<Route> {
+        let rest = match path.strip_prefix("/v2") {
+            Some("") | Some("/") => return Ok(Route::Base),
+            Some(r) => r.strip_prefix('/').ok_or_else(|| not_found(path))?,
+            None => return Err(not_found(path)),
+        };
+        if rest == "_catalog" {
+            return Ok(Route::Catalog);
+        }
+        if let Some(name) = rest.strip_suffix("/tags/list") {
+            return Ok(Route::Tags { name: RepoName::parse(name)? });
+        }
+        if let Some(name) = rest.strip_suffix("/blobs/uploads").or_else(|| rest.strip_suffix("/blobs/uploads/")) {
+            return Ok(Route::UploadStart { name: RepoName::parse(name)? });
+        }
+        if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
+            if valid_upload_id(id) {
+                return Ok(Route::Upload { name: RepoName::parse(name)?, id: id.to_string() });
+            }
+            return Err(RegistryError::new(Code::BlobUploadUnknown, format!("invalid upload id {id:?}")));
+        }
+        let (head, last) = rest.rsplit_once('/').ok_or_else(|| not_found(path))?;
+        let (name, kind) = head.rsplit_once('/').ok_or_else(|| not_found(path))?;
+        match kind {
+            "blobs" => {
+                let name = RepoName::parse(name)?;
+                Ok(Route::Blob { name, digest: Digest::parse(last)? })
+            }
+            "manifests" => {
+                let name = RepoName::parse(name)?;
+                Ok(Route::Manifest { name, reference: Reference::parse(last)? })
+            }
+            "referrers" => {
+                let name = RepoName::parse(name)?;
+                Ok(Route::Referrers { name, digest: Digest::parse(last)? })
+            }
+            _ => Err(not_found(path)),
+        }
+    }
+}
+
+/// Upload ids are the registry's own UUIDs; anything else cannot name an upload.
+pub fn valid_upload_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// `Location` of an upload session; `token` is the signed state (see `storage::uploads`).
+pub fn upload_url(name: &RepoName, id: &str, token: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}?_state={token}")
+}
+
+pub fn blob_url(name: &RepoName, digest: &Digest) -> String {
+    format!("/v2/{name}/blobs/{digest}")
+}
+
+pub fn manifest_url(name: &RepoName, reference: &str) -> String {
+    format!("/v2/{name}/manifests/{reference}")
+}
+
+/// `Link` header of a paginated list: the next page starts after `last`.
+pub fn next_link(path: &str, n: usize, last: &str, extra_query: &str) -> String {
+    format!("<{path}?n={n}&last={}{extra_query}>; rel=\"next\"", percent_encode(last))
+}
+
+/// Percent-encodes a query value (names, tags and digests only need a few characters escaped).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes a percent-encoded query component ('+' is a space, as in forms).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a query string into decoded `(key, value)` pairs.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn name(s: &str) -> RepoName {
+        RepoName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_every_route() {
+        assert_eq!(Route::parse("/v2/").unwrap(), Route::Base);
+        assert_eq!(Route::parse("/v2").unwrap(), Route::Base);
+        assert_eq!(Route::parse("/v2/_catalog").unwrap(), Route::Catalog);
+        assert_eq!(Route::parse("/v2/a/b/tags/list").unwrap(), Route::Tags { name: name("a/b") });
+        assert_eq!(
+            Route::parse("/v2/a/blobs/uploads/").unwrap(),
+            Route::UploadStart { name: name("a") }
+        );
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert_eq!(
+            Route::parse(&format!("/v2/x/y/blobs/uploads/{id}")).unwrap(),
+            Route::Upload { name: name("x/y"), id: id.into() }
+        );
+        assert_eq!(
+            Route::parse(&format!("/v2/x/blobs/{D}")).unwrap(),
+            Route::Blob { name: name("x"), digest: Digest::parse(D).unwrap() }
+        );
+        assert!(matches!(Route::parse("/v2/x/manifests/latest").unwrap(), Route::Manifest { .. }));
+        assert!(matches!(Route::parse(&format!("/v2/x/referrers/{D}")).unwrap(), Route::Referrers { .. }));
+    }
+
+    #[test]
+    fn names_that_look_like_routes() {
+        // A repository may itself be called "blobs" or "manifests" at any depth.
+        assert_eq!(
+            Route::parse(&format!("/v2/blobs/manifests/blobs/{D}")).unwrap(),
+            Route::Blob { name: name("blobs/manifests"), digest: Digest::parse(D).unwrap() }
+        );
+        assert_eq!(Route::parse("/v2/tags/tags/list").unwrap(), Route::Tags { name: name("tags") });
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(Route::parse("/v2/UPPER/tags/list").unwrap_err().code, Code::NameInvalid);
+        assert_eq!(Route::parse("/v2/a/blobs/sha256:xyz").unwrap_err().code, Code::DigestInvalid);
+        assert_eq!(Route::parse("/v2/a/blobs/uploads/../../x").unwrap_err().code, Code::BlobUploadUnknown);
+        assert_eq!(Route::parse("/v3/").unwrap_err().code, Code::NameUnknown);
+        assert_eq!(Route::parse("/v2/a/unknown/x").unwrap_err().code, Code::NameUnknown);
+        assert_eq!(Route::parse("/v2x").unwrap_err().code, Code::NameUnknown);
+    }
+
+    #[test]
+    fn query_round_trip() {
+        let pairs = query_pairs("n=2&last=a%2Fb&from=x+y&mount=");
+        assert_eq!(pairs[1], ("last".into(), "a/b".into()));
+        assert_eq!(pairs[2], ("from".into(), "x y".into()));
+        assert_eq!(pairs[3], ("mount".into(), "".into()));
+        assert_eq!(percent_decode(&percent_encode("a/b:c d")), "a/b:c d");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(
+            next_link("/v2/a/tags/list", 2, "v1", ""),
+            "</v2/a/tags/list?n=2&last=v1>; rel=\"next\""
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! Native tests of re-chunking and hash state against an in-memory bucket.
+
+use super::*;
+use crate::oci::digest::{Algorithm, Digest};
+use crate::oci::name::RepoName;
+use crate::storage::memory::MemoryBucket;
+use crate::storage::uploads::{Loaded, TokenKey, UploadState, Uploads};
+use crate::storage::{Bucket, PutIf};
+use futures_executor::block_on;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+const MIB: u64 = 1024 * 1024;
+
+impl Piece for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.len() as u64
+    }
+    fn split(mut self, n: u64) -> (Self, Self) {
+        let tail = self.split_off(n as usize);
+        (self, tail)
+    }
+    fn hash_into(&self, hasher: &mut BlobHasher) {
+        hasher.update(self)
+    }
+}
+
+/// A body handed over in the given pieces.
+struct Body<P> {
+    pieces: VecDeque<P>,
+    remaining: u64,
+    known: bool,
+}
+
+impl<P: Piece> Body<P> {
+    fn new(pieces: Vec<P>, known: bool) -> Self {
+        let remaining = pieces.iter().map(|p| p.len()).sum();
+        Body { pieces: pieces.into(), remaining, known }
+    }
+}
+
+#[async_trait(?Send)]
+impl<P: Piece> BodySource for Body<P> {
+    type Piece = P;
+    async fn next(&mut self) -> Result<Option<P>> {
+        let p = self.pieces.pop_front();
+        if let Some(p) = &p {
+            self.remaining -= p.len();
+        }
+        Ok(p)
+    }
+    fn remaining(&self) -> Option<u64> {
+        self.known.then_some(self.remaining)
+    }
+}
+
+/// Multipart uploads and objects kept in a [`MemoryBucket`]; records every part size.
+struct MemorySink<'a> {
+    bucket: &'a MemoryBucket,
+    uploads: RefCell<HashMap<String, BTreeMap<u16, Vec<u8>>>>,
+    next: RefCell<u32>,
+}
+
+impl<'a> MemorySink<'a> {
+    fn new(bucket: &'a MemoryBucket) -> Self {
+        MemorySink { bucket, uploads: Default::default(), next: RefCell::new(0) }
+    }
+}
+
+struct MemoryWriter<'a> {
+    sink: &'a MemorySink<'a>,
+    target: (String, Option<(String, u16)>),
+    len: u64,
+    bytes: Vec<u8>,
+}
+
+#[async_trait(?Send)]
+impl Writer for MemoryWriter<'_> {
+    type Piece = Vec<u8>;
+    async fn write(&mut self, piece: Vec<u8>) -> Result<()> {
+        self.bytes.extend_from_slice(&piece);
+        assert!(self.bytes.len() as u64 <= self.len, "wrote more than announced");
+        Ok(())
+    }
+    async fn finish(self) -> Result<String> {
+        assert_eq!(self.bytes.len() as u64, self.len, "wrote less than announced");
+        match self.target.1 {
+            Some((upload, number)) => {
+                self.sink.uploads.borrow_mut().get_mut(&upload).expect("live upload").insert(number, self.bytes);
+                Ok(format!("part{number}"))
+            }
+            None => Ok(self.sink.bucket.put(&self.target.0, self.bytes, None, PutIf::Always).await?.unwrap()),
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl<'a> PartSink for &'a MemorySink<'a> {
+    type Piece = Vec<u8>;
+    type Writer = MemoryWriter<'a>;
+    async fn create_multipart(&self, _key: &str) -> Result<String> {
+        *self.next.borrow_mut() += 1;
+        let id = format!("mp{}", self.next.borrow());
+        self.uploads.borrow_mut().insert(id.clone(), BTreeMap::new());
+        Ok(id)
+    }
+    async fn start(&self, target: Target<'_>, len: u64, prefix: &[String]) -> Result<MemoryWriter<'a>> {
+        let mut bytes = Vec::new();
+        for key in prefix {
+            bytes.extend(self.bucket.get(key).await?.expect("pending piece exists").0);
+        }
+        let target = match target {
+            Target::Part { key, upload_id, number } => (key.to_string(), Some((upload_id.to_string(), number))),
+            Target::Object { key } => (key.to_string(), None),
+        };
+        Ok(MemoryWriter { sink: self, target, len, bytes })
+    }
+    async fn complete(&self, key: &str, upload_id: &str, parts: &[(u16, String)]) -> Result<()> {
+        let stored = self.uploads.borrow_mut().remove(upload_id).expect("live upload");
+        assert_eq!(parts.len(), stored.len());
+        let sizes: Vec<usize> = stored.values().map(|p| p.len()).collect();
+        for s in &sizes[..sizes.len() - 1] {
+            assert_eq!(*s, sizes[0], "all parts but the last have one size: {sizes:?}");
+            assert!(*s as u64 >= MIN_PART_SIZE);
+        }
+        let joined: Vec<u8> = stored.into_values().flatten().collect();
+        self.bucket.put(key, joined, None, PutIf::Always).await?;
+        Ok(())
+    }
+    async fn abort(&self, _key: &str, upload_id: &str) -> Result<()> {
+        self.uploads.borrow_mut().remove(upload_id);
+        Ok(())
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random()).collect()
+}
+
+const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+fn repo() -> RepoName {
+    RepoName::parse("r").unwrap()
+}
+
+/// Pushes `blob` in chunks of the given sizes through the whole upload lifecycle, each chunk
+/// handed over in 4 KiB pieces as the emulator does; returns the stored bytes.
+fn push(blob: &[u8], chunks: &[usize], alg: Algorithm, known: bool) -> (Vec<u8>, MemoryBucket) {
+    let bucket = MemoryBucket::new();
+    let out = block_on(async {
+        let key = TokenKey::new(b"secret");
+        let uploads = Uploads { bucket: &bucket, key: &key };
+        let sink = MemorySink::new(&bucket);
+        let state = uploads.start(&repo(), ID.into(), 1, alg).await.unwrap();
+        let mut token = key.sign("r", ID, state.offset);
+        let mut at = 0;
+        for &c in chunks {
+            let held = uploads.acquire(&repo(), ID, Some(&token), Some(at as u64), 10).await.unwrap();
+            let pieces: Vec<Vec<u8>> = blob[at..at + c].chunks(4096).map(|p| p.to_vec()).collect();
+            let mut body = Body::new(pieces, known);
+            let next = uploads.append(held, &mut body, &&sink, 200 * MIB, None).await.unwrap();
+            at += c;
+            assert_eq!(next.state.offset, at as u64);
+            token = key.sign("r", ID, next.state.offset);
+        }
+        assert_eq!(at, blob.len());
+        let held = uploads.acquire(&repo(), ID, Some(&token), None, 10).await.unwrap();
+        let desc = uploads.commit(&repo(), held, &Digest::of(alg, blob), &&sink).await.unwrap();
+        assert_eq!(desc.size, blob.len() as u64);
+        bucket.get(&desc.object).await.unwrap().unwrap().0
+    });
+    (out, bucket)
+}
+
+fn no_upload_leftovers(bucket: &MemoryBucket, keep: &str) {
+    for k in bucket.keys() {
+        assert!(!k.starts_with("uploads/"), "state left: {k}");
+        assert!(!k.starts_with("objects/") || k == keep, "object left: {k}");
+    }
+}
+
+#[test]
+fn random_chunk_sizes_both_algorithms() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+        for known in [true, false] {
+            let blob = data(23 * MIB as usize + 12345, 1);
+            let mut chunks = Vec::new();
+            let mut left = blob.len();
+            while left > 0 {
+                let c = rng.random_range(1..=(9 * MIB as usize)).min(left);
+                chunks.push(c);
+                left -= c;
+            }
+            let (out, _) = push(&blob, &chunks, alg, known);
+            assert!(out == blob, "{alg:?} known={known} chunks={chunks:?}");
+        }
+    }
+}
+
+#[test]
+fn sizes_straddling_part_boundaries() {
+    let p = MIN_PART_SIZE as usize;
+    for chunks in [vec![p, p, 1], vec![p - 1, 2, p - 1], vec![p + 1, p + 1, p + 1], vec![p, p], vec![2 * p + 3], vec![p - 1, 1, p]] {
+        let blob = data(chunks.iter().sum(), 2);
+        for known in [true, false] {
+            let (out, bucket) = push(&blob, &chunks, Algorithm::Sha256, known);
+            assert!(out == blob, "chunks {chunks:?}");
+            let d = Digest::of(Algorithm::Sha256, &blob);
+            let desc = block_on(crate::storage::blobs::descriptor(&bucket, &d)).unwrap().unwrap();
+            no_upload_leftovers(&bucket, &desc.object);
+        }
+    }
+}
+
+#[test]
+fn empty_blob_and_one_byte_chunks() {
+    let (out, _) = push(b"", &[], Algorithm::Sha256, true);
+    assert!(out.is_empty());
+    let (out, _) = push(b"", &[0], Algorithm::Sha512, false);
+    assert!(out.is_empty());
+    let blob = data(300, 3);
+    let (out, bucket) = push(&blob, &vec![1; 300], Algorithm::Sha256, true);
+    assert_eq!(out, blob);
+    let desc = block_on(crate::storage::blobs::descriptor(&bucket, &Digest::of(Algorithm::Sha256, &blob))).unwrap().unwrap();
+    no_upload_leftovers(&bucket, &desc.object);
+}
+
+#[test]
+fn small_monolithic_chunk_is_its_own_object() {
+    let blob = data(1000, 4);
+    let (_, bucket) = push(&blob, &[1000], Algorithm::Sha256, true);
+    let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
+    assert_eq!(objects.len(), 1, "one write, no join: {objects:?}");
+}
+
+/// A piece that only counts bytes, for simulating very large uploads.
+struct Counted(u64);
+
+impl Piece for Counted {
+    fn len(&self) -> u64 {
+        self.0
+    }
+    fn split(self, n: u64) -> (Self, Self) {
+        (Counted(n), Counted(self.0 - n))
+    }
+    fn hash_into(&self, _hasher: &mut BlobHasher) {}
+}
+
+/// Records part and object sizes and the largest write, storing nothing.
+#[derive(Default)]
+struct CountingSink {
+    parts: RefCell<BTreeMap<u16, u64>>,
+    objects: RefCell<HashMap<String, u64>>,
+}
+
+struct CountingWriter<'a> {
+    sink: &'a CountingSink,
+    part: Option<u16>,
+    key: String,
+    len: u64,
+    written: u64,
+}
+
+#[async_trait(?Send)]
+impl Writer for CountingWriter<'_> {
+    type Piece = Counted;
+    async fn write(&mut self, piece: Counted) -> Result<()> {
+        self.written += piece.0;
+        assert!(self.written <= self.len);
+        Ok(())
+    }
+    async fn finish(self) -> Result<String> {
+        assert_eq!(self.written, self.len);
+        match self.part {
+            Some(n) => {
+                self.sink.parts.borrow_mut().insert(n, self.len);
+            }
+            None => {
+                self.sink.objects.borrow_mut().insert(self.key, self.len);
+            }
+        }
+        Ok("etag".into())
+    }
+}
+
+#[async_trait(?Send)]
+impl<'a> PartSink for &'a CountingSink {
+    type Piece = Counted;
+    type Writer = CountingWriter<'a>;
+    async fn create_multipart(&self, _key: &str) -> Result<String> {
+        Ok("mp".into())
+    }
+    async fn start(&self, target: Target<'_>, len: u64, prefix: &[String]) -> Result<CountingWriter<'a>> {
+        let written: u64 = prefix.iter().map(|k| self.objects.borrow()[k]).sum();
+        let (part, key) = match target {
+            Target::Part { number, .. } => (Some(number), String::new()),
+            Target::Object { key } => (None, key.to_string()),
+        };
+        Ok(CountingWriter { sink: self, part, key, len, written })
+    }
+    async fn complete(&self, _key: &str, _id: &str, _parts: &[(u16, String)]) -> Result<()> {
+        Ok(())
+    }
+    async fn abort(&self, _key: &str, _id: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn simulated_12_gib_upload_makes_equal_parts() {
+    const GIB: u64 = 1024 * MIB;
+    for known in [true, false] {
+        let mut rng = StdRng::seed_from_u64(12);
+        let sink = CountingSink::default();
+        let mut state = UploadState::new(ID.into(), &repo(), 0, Algorithm::Sha256);
+        let mut hasher = state.hasher().unwrap();
+        let total = 12 * GIB;
+        let mut at = 0;
+        let mut first = true;
+        while at < total {
+            // The first chunk fixes the part size; the rest vary from 1 byte to 100 MB.
+            let c = if first { 64 * MIB } else { rng.random_range(1..=100_000_000u64).min(total - at) };
+            first = false;
+            let pieces: Vec<Counted> = (0..c / (1 << 20)).map(|_| Counted(1 << 20)).chain([Counted(c % (1 << 20))]).collect();
+            let mut body = Body::new(pieces, known);
+            let absorbed = append(&mut state, &mut hasher, &mut body, &&sink, 100_000_000, None).await_now();
+            for k in absorbed {
+                sink.objects.borrow_mut().remove(&k);
+            }
+            at += c;
+            assert_eq!(state.offset, at);
+        }
+        let expected_part = if known { 64 * MIB } else { DEFAULT_PART_SIZE };
+        block_on(finish(&state, &&sink)).unwrap();
+        let parts = sink.parts.borrow();
+        let sizes: Vec<u64> = parts.values().copied().collect();
+        assert_eq!(sizes.iter().sum::<u64>(), total);
+        assert!(sizes[..sizes.len() - 1].iter().all(|&s| s == expected_part), "known={known}");
+        assert_eq!(parts.keys().copied().collect::<Vec<_>>(), (1..=sizes.len() as u16).collect::<Vec<_>>());
+    }
+}
+
+trait AwaitNow {
+    type Output;
+    fn await_now(self) -> Self::Output;
+}
+
+impl<F: std::future::Future<Output = Result<Vec<String>>>> AwaitNow for F {
+    type Output = Vec<String>;
+    fn await_now(self) -> Vec<String> {
+        block_on(self).unwrap()
+    }
+}
+
+#[test]
+fn digest_mismatch_discards_everything() {
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let key = TokenKey::new(b"k");
+        let uploads = Uploads { bucket: &bucket, key: &key };
+        let sink = MemorySink::new(&bucket);
+        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
+        let blob = data(7 * MIB as usize, 5);
+        let held = uploads.acquire(&repo(), ID, None, None, 0).await.unwrap();
+        let mut body = Body::new(vec![blob.clone()], true);
+        let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
+        assert_eq!(held.state.parts.len(), 1);
+        let wrong = Digest::of(Algorithm::Sha256, b"other");
+        let err = uploads.commit(&repo(), held, &wrong, &&sink).await.unwrap_err();
+        assert_eq!(err.code, crate::oci::error::Code::DigestInvalid);
+        assert!(bucket.keys().is_empty(), "left: {:?}", bucket.keys());
+        assert!(sink.uploads.borrow().is_empty(), "multipart aborted");
+    });
+}
+
+#[test]
+fn stale_tokens_ranges_races_and_ceilings() {
+    use crate::oci::error::Code;
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let key = TokenKey::new(b"k");
+        let uploads = Uploads { bucket: &bucket, key: &key };
+        let sink = MemorySink::new(&bucket);
+        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
+        let t0 = key.sign("r", ID, 0);
+        // Forged tokens, and tokens for another name or id, are unknown uploads.
+        for bad in ["0.AAAA", "x", "", &key.sign("other", ID, 0)] {
+            let e = uploads.acquire(&repo(), ID, Some(bad), None, 0).await.err().unwrap();
+            assert_eq!(e.code, Code::BlobUploadUnknown, "{bad}");
+        }
+        let held = uploads.acquire(&repo(), ID, Some(&t0), Some(0), 0).await.unwrap();
+        // A racing request cannot take the lease.
+        let e = uploads.acquire(&repo(), ID, Some(&t0), Some(0), 1).await.err().unwrap();
+        assert_eq!(e.code, Code::BlobUploadInvalid);
+        let mut body = Body::new(vec![vec![1u8; 22]], true);
+        let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
+        assert_eq!(held.state.offset, 22);
+        // Retrying at the stale location, or out of order, is 416 with the real offset.
+        let e = uploads.acquire(&repo(), ID, Some(&t0), Some(0), 2).await.err().unwrap();
+        assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(22)));
+        let t22 = key.sign("r", ID, 22);
+        let e = uploads.acquire(&repo(), ID, Some(&t22), Some(30), 2).await.err().unwrap();
+        assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(22)));
+        // Over the ceiling: 413, and the upload is as it was.
+        let held = uploads.acquire(&repo(), ID, Some(&t22), Some(22), 2).await.unwrap();
+        let mut body = Body::new(vec![vec![0u8; 101]], false);
+        let e = uploads.append(held, &mut body, &&sink, 100, None).await.err().unwrap();
+        assert_eq!(e.code, Code::TooLarge);
+        let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
+        assert_eq!((state.offset, state.lease_until), (22, 0));
+        // A lease left by a dead request expires.
+        let held = uploads.acquire(&repo(), ID, Some(&t22), None, 3).await.unwrap();
+        drop(held);
+        let e = uploads.acquire(&repo(), ID, Some(&t22), None, 4).await.err().unwrap();
+        assert_eq!(e.code, Code::BlobUploadInvalid);
+        assert!(uploads.acquire(&repo(), ID, Some(&t22), None, 4 + crate::storage::uploads::LEASE_MS).await.is_ok());
+    });
+}
+
+#[test]
+fn second_upload_of_same_content_keeps_one_copy() {
+    let blob = data(6 * MIB as usize, 6);
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let key = TokenKey::new(b"k");
+        let uploads = Uploads { bucket: &bucket, key: &key };
+        let sink = MemorySink::new(&bucket);
+        let d = Digest::of(Algorithm::Sha256, &blob);
+        for id in [ID, "1f8fad5b-d9cb-469f-a165-70867728950e"] {
+            uploads.start(&repo(), id.into(), 0, Algorithm::Sha256).await.unwrap();
+            let held = uploads.acquire(&repo(), id, None, None, 0).await.unwrap();
+            let mut body = Body::new(vec![blob.clone()], true);
+            let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
+            uploads.commit(&repo(), held, &d, &&sink).await.unwrap();
+        }
+        let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
+        assert_eq!(objects.len(), 1, "{objects:?}");
+    });
+}

@@ -1,0 +1,427 @@
+//! Manifests: byte-exact storage in the blob store, revision links, tags, referrers entries.
+//!
+//! A PUT stores the bytes under their digest (`BlobData`, with the media type as the object's
+//! content type), then links the revision, then the tag, the referrers entry and the catalog
+//! entry, in that order: a reader that sees a tag always finds the revision behind it.
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::blobs::BlobDescriptor;
+use super::paths::PathSpec;
+use super::{Bucket, PutIf};
+use crate::oci::digest::{Algorithm, Digest};
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::manifest::{self, ParsedManifest};
+use crate::oci::name::{Reference, RepoName, Tag};
+
+/// The manifest revision link's body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub media_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// What a successful PUT reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// A manifest as served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+fn unknown(reference: &impl std::fmt::Display) -> RegistryError {
+    RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {reference}"))
+}
+
+/// Stores a manifest pushed to `name` under `reference`.
+pub async fn put<B: Bucket + ?Sized>(
+    bucket: &B,
+    name: &RepoName,
+    reference: &Reference,
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+) -> Result<Stored> {
+    if bytes.len() > manifest::MAX_MANIFEST_BYTES {
+        return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {} bytes", manifest::MAX_MANIFEST_BYTES)));
+    }
+    let parsed = manifest::parse(&bytes, content_type)?;
+    let digest = match reference {
+        Reference::Digest(want) => {
+            let got = Digest::of(want.algorithm(), &bytes);
+            if &got != want {
+                return Err(RegistryError::new(Code::DigestInvalid, format!("manifest digest is {got}, not {want}")));
+            }
+            got
+        }
+        Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
+    };
+    check_references(bucket, name, &parsed).await?;
+
+    let size = bytes.len() as u64;
+    let data = PathSpec::BlobData { digest: &digest }.key();
+    bucket.put(&data, bytes, Some(&parsed.media_type), PutIf::Always).await?;
+    let desc = BlobDescriptor { size, object: data };
+    bucket.put(&PathSpec::BlobDescriptor { digest: &digest }.key(), desc.to_json(), None, PutIf::Always).await?;
+    let revision = Revision { media_type: parsed.media_type.clone(), size, subject: parsed.subject.as_ref().map(|s| s.to_string()) };
+    let revision_json = serde_json::to_vec(&revision).expect("serializable");
+    bucket.put(&PathSpec::ManifestRevision { name, digest: &digest }.key(), revision_json, None, PutIf::Always).await?;
+    if let Reference::Tag(tag) = reference {
+        bucket.put(&PathSpec::TagCurrent { name, tag }.key(), digest.to_string().into_bytes(), None, PutIf::Always).await?;
+        bucket.put(&PathSpec::TagIndexEntry { name, digest: &digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
+    }
+    if let Some(subject) = &parsed.subject {
+        let entry = referrer_descriptor(&parsed, &digest, size);
+        let key = PathSpec::ReferrerEntry { name, subject, digest: &digest }.key();
+        bucket.put(&key, entry.to_string().into_bytes(), None, PutIf::Always).await?;
+    }
+    let catalog = PathSpec::CatalogEntry { name }.key();
+    if bucket.head(&catalog).await?.is_none() {
+        bucket.put(&catalog, Vec::new(), None, PutIf::Always).await?;
+    }
+    Ok(Stored { digest, subject: parsed.subject })
+}
+
+/// Every blob the manifest names must be linked in the repository and every child manifest
+/// must be a revision of it; the first missing one is reported.
+async fn check_references<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, parsed: &ParsedManifest) -> Result<()> {
+    let blob_keys = parsed.blobs.iter().map(|digest| (digest, PathSpec::LayerLink { name, digest }.key()));
+    let child_keys = parsed.manifests.iter().map(|digest| (digest, PathSpec::ManifestRevision { name, digest }.key()));
+    let wanted: Vec<(&Digest, String)> = blob_keys.chain(child_keys).collect();
+    let found = join_all(wanted.iter().map(|(_, key)| bucket.head(key))).await;
+    for ((digest, _), found) in wanted.iter().zip(found) {
+        if found?.is_none() {
+            return Err(RegistryError::new(Code::ManifestBlobUnknown, digest.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// The descriptor the referrers API lists for a manifest with a subject.
+fn referrer_descriptor(parsed: &ParsedManifest, digest: &Digest, size: u64) -> Value {
+    let mut d = json!({"mediaType": parsed.media_type, "digest": digest.to_string(), "size": size});
+    if let Some(t) = &parsed.artifact_type {
+        d["artifactType"] = Value::String(t.clone());
+    }
+    if let Some(a) = &parsed.annotations {
+        d["annotations"] = Value::Object(a.clone());
+    }
+    d
+}
+
+/// The digest a tag points at.
+pub async fn resolve_tag<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
+    match bucket.get(&PathSpec::TagCurrent { name, tag }.key()).await? {
+        Some((bytes, _)) => {
+            let s = String::from_utf8_lossy(&bytes);
+            Ok(Some(Digest::parse(&s).map_err(|_| RegistryError::internal(format!("corrupt tag link {name}:{tag}")))?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The revision link of `digest` in `name`.
+pub async fn revision<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<Option<Revision>> {
+    match bucket.get(&PathSpec::ManifestRevision { name, digest }.key()).await? {
+        Some((bytes, _)) => Ok(Some(
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::internal(format!("corrupt revision link: {e}")))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Resolves `reference` to a digest and revision, or MANIFEST_UNKNOWN.
+pub async fn stat<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: &Reference) -> Result<(Digest, Revision)> {
+    let digest = match reference {
+        Reference::Digest(d) => d.clone(),
+        Reference::Tag(t) => resolve_tag(bucket, name, t).await?.ok_or_else(|| unknown(reference))?,
+    };
+    let rev = revision(bucket, name, &digest).await?.ok_or_else(|| unknown(reference))?;
+    Ok((digest, rev))
+}
+
+/// The manifest bytes and media type.
+pub async fn get<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: &Reference) -> Result<Fetched> {
+    let (digest, rev) = stat(bucket, name, reference).await?;
+    let (bytes, _) = bucket
+        .get(&PathSpec::BlobData { digest: &digest }.key())
+        .await?
+        .ok_or_else(|| RegistryError::internal(format!("manifest bytes missing for {digest}")))?;
+    Ok(Fetched { digest, media_type: rev.media_type, bytes })
+}
+
+/// DELETE by digest removes the revision, every tag still pointing at it and its referrers
+/// entry; DELETE by tag removes only the tag.
+pub async fn delete<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: &Reference) -> Result<()> {
+    match reference {
+        Reference::Tag(tag) => {
+            let digest = resolve_tag(bucket, name, tag).await?.ok_or_else(|| unknown(reference))?;
+            bucket
+                .delete(&[PathSpec::TagCurrent { name, tag }.key(), PathSpec::TagIndexEntry { name, digest: &digest, tag }.key()])
+                .await
+        }
+        Reference::Digest(digest) => {
+            let rev = revision(bucket, name, digest).await?.ok_or_else(|| unknown(reference))?;
+            let mut doomed = vec![PathSpec::ManifestRevision { name, digest }.key()];
+            let index_prefix = PathSpec::TagIndex { name, digest }.key();
+            let mut after: Option<String> = None;
+            loop {
+                let page = bucket.list(&index_prefix, after.as_deref(), super::MAX_PAGE).await?;
+                for key in &page.keys {
+                    let tag = Tag::parse(&key[index_prefix.len()..]).map_err(RegistryError::internal)?;
+                    if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
+                        doomed.push(PathSpec::TagCurrent { name, tag: &tag }.key());
+                    }
+                    doomed.push(key.clone());
+                }
+                after = page.keys.last().cloned();
+                if !page.truncated {
+                    break;
+                }
+            }
+            if let Some(subject) = rev.subject.as_deref().and_then(|s| Digest::parse(s).ok()) {
+                doomed.push(PathSpec::ReferrerEntry { name, subject: &subject, digest }.key());
+            }
+            bucket.delete(&doomed).await
+        }
+    }
+}
+
+/// Whether the repository exists (has had a manifest pushed).
+pub async fn repository_exists<B: Bucket + ?Sized>(bucket: &B, name: &RepoName) -> Result<bool> {
+    Ok(bucket.head(&PathSpec::CatalogEntry { name }.key()).await?.is_some())
+}
+
+/// One page of a lexically ordered list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<String>,
+    /// The page was cut short: a `Link` to the next page is due.
+    pub more: bool,
+}
+
+/// Lists the entries under `prefix` after `last`, at most `n`: the tail of each key is an item.
+pub async fn list_page<B: Bucket + ?Sized>(bucket: &B, prefix: &str, last: Option<&str>, n: usize) -> Result<Page> {
+    if n == 0 {
+        return Ok(Page { items: Vec::new(), more: false });
+    }
+    let start_after = last.map(|l| format!("{prefix}{l}"));
+    let listing = bucket.list(prefix, start_after.as_deref(), n.min(super::MAX_PAGE)).await?;
+    let items = listing.keys.iter().map(|k| k[prefix.len()..].to_string()).collect();
+    Ok(Page { items, more: listing.truncated })
+}
+
+/// Tags of `name` in lexical order; NAME_UNKNOWN when the repository does not exist.
+pub async fn tags<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
+    if !repository_exists(bucket, name).await? {
+        return Err(RegistryError::new(Code::NameUnknown, format!("repository {name} not known")));
+    }
+    list_page(bucket, &PathSpec::Tags { name }.key(), last, n).await
+}
+
+/// Repository names in lexical order.
+pub async fn catalog<B: Bucket + ?Sized>(bucket: &B, last: Option<&str>, n: usize) -> Result<Page> {
+    list_page(bucket, &PathSpec::Catalog.key(), last, n).await
+}
+
+/// The referrers of `subject` in `name`, optionally filtered by artifact type, as descriptors.
+pub async fn referrers<B: Bucket + ?Sized>(
+    bucket: &B,
+    name: &RepoName,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Value>> {
+    let prefix = PathSpec::Referrers { name, subject }.key();
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = bucket.list(&prefix, after.as_deref(), super::MAX_PAGE).await?;
+        let bodies = join_all(page.keys.iter().map(|k| bucket.get(k))).await;
+        for body in bodies {
+            let Some((bytes, _)) = body? else { continue };
+            let d: Value = serde_json::from_slice(&bytes).map_err(RegistryError::internal)?;
+            if artifact_type.is_none_or(|t| d.get("artifactType").and_then(Value::as_str) == Some(t)) {
+                out.push(d);
+            }
+        }
+        after = page.keys.last().cloned();
+        if !page.truncated {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::manifest::{OCI_INDEX, OCI_MANIFEST};
+    use crate::storage::blobs;
+    use crate::storage::memory::MemoryBucket;
+    use futures_executor::block_on;
+
+    fn repo(s: &str) -> RepoName {
+        RepoName::parse(s).unwrap()
+    }
+
+    async fn push_blob(b: &MemoryBucket, name: &RepoName, content: &[u8]) -> Digest {
+        let d = Digest::of(Algorithm::Sha256, content);
+        blobs::commit(b, name, &d, content.len() as u64, "x".into()).await.unwrap();
+        d
+    }
+
+    fn image(config: &Digest, layer: &Digest, extra: &str) -> Vec<u8> {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]{extra}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn tag(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn put_get_tag_delete() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let bytes = image(&c, &l, "");
+            let stored = put(&b, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST)).await.unwrap();
+            assert_eq!(stored.digest, Digest::of(Algorithm::Sha256, &bytes));
+            put(&b, &n, &tag("v2"), bytes.clone(), None).await.unwrap();
+            let got = get(&b, &n, &tag("v1")).await.unwrap();
+            assert_eq!(got.bytes, bytes);
+            assert_eq!(got.media_type, OCI_MANIFEST);
+            let by_digest = get(&b, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
+            assert_eq!(by_digest.bytes, bytes);
+            assert_eq!(tags(&b, &n, None, 10).await.unwrap().items, vec!["v1", "v2"]);
+            // Delete by tag removes only the tag.
+            delete(&b, &n, &tag("v1")).await.unwrap();
+            assert_eq!(get(&b, &n, &tag("v1")).await.unwrap_err().code, Code::ManifestUnknown);
+            assert!(get(&b, &n, &tag("v2")).await.is_ok());
+            // Delete by digest removes the revision and the tags still pointing at it.
+            delete(&b, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
+            assert_eq!(get(&b, &n, &tag("v2")).await.unwrap_err().code, Code::ManifestUnknown);
+            assert!(tags(&b, &n, None, 10).await.unwrap().items.is_empty());
+            assert_eq!(delete(&b, &n, &Reference::Digest(stored.digest)).await.unwrap_err().code, Code::ManifestUnknown);
+        });
+    }
+
+    #[test]
+    fn moved_tag_survives_deleting_old_revision() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l1 = push_blob(&b, &n, b"l1").await;
+            let l2 = push_blob(&b, &n, b"l2").await;
+            let old = put(&b, &n, &tag("latest"), image(&c, &l1, ""), None).await.unwrap();
+            let new = put(&b, &n, &tag("latest"), image(&c, &l2, ""), None).await.unwrap();
+            delete(&b, &n, &Reference::Digest(old.digest)).await.unwrap();
+            assert_eq!(get(&b, &n, &tag("latest")).await.unwrap().digest, new.digest);
+        });
+    }
+
+    #[test]
+    fn missing_references_are_refused() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let missing = Digest::of(Algorithm::Sha256, b"nope");
+            let err = put(&b, &n, &tag("v1"), image(&c, &missing, ""), None).await.unwrap_err();
+            assert_eq!(err.code, Code::ManifestBlobUnknown);
+            assert_eq!(err.detail, missing.to_string());
+            // A blob linked in another repository does not count.
+            let other = repo("other");
+            let l = push_blob(&b, &other, b"l").await;
+            assert_eq!(put(&b, &n, &tag("v1"), image(&c, &l, ""), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
+            // An index needs its children in the repository.
+            let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{missing}","size":1}}]}}"#);
+            assert_eq!(put(&b, &n, &tag("i"), index.into_bytes(), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
+            assert!(!repository_exists(&b, &n).await.unwrap());
+        });
+    }
+
+    #[test]
+    fn digest_reference_must_match_and_size_is_bounded() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let wrong = Reference::Digest(Digest::of(Algorithm::Sha256, b"other"));
+            assert_eq!(put(&b, &n, &wrong, image(&c, &l, ""), None).await.unwrap_err().code, Code::DigestInvalid);
+            let bytes = image(&c, &l, "");
+            let sha512 = Reference::Digest(Digest::of(Algorithm::Sha512, &bytes));
+            assert!(put(&b, &n, &sha512, bytes, None).await.is_ok());
+            let big = vec![b' '; manifest::MAX_MANIFEST_BYTES + 1];
+            assert_eq!(put(&b, &n, &tag("big"), big, None).await.unwrap_err().code, Code::TooLarge);
+        });
+    }
+
+    #[test]
+    fn referrers_and_filters() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let subject = Digest::of(Algorithm::Sha256, b"not pushed");
+            let sig = format!(r#","artifactType":"application/x.sig","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}},"annotations":{{"a":"b"}}"#);
+            let sbom = format!(r#","artifactType":"application/x.sbom","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}}"#);
+            let s1 = put(&b, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None).await.unwrap();
+            assert_eq!(s1.subject.as_ref(), Some(&subject));
+            let s2 = put(&b, &n, &tag("sbom"), image(&c, &l, &sbom), None).await.unwrap();
+            let all = referrers(&b, &n, &subject, None).await.unwrap();
+            assert_eq!(all.len(), 2);
+            let sigs = referrers(&b, &n, &subject, Some("application/x.sig")).await.unwrap();
+            assert_eq!(sigs.len(), 1);
+            assert_eq!(sigs[0]["digest"], s1.digest.to_string());
+            assert_eq!(sigs[0]["annotations"]["a"], "b");
+            delete(&b, &n, &Reference::Digest(s2.digest)).await.unwrap();
+            assert_eq!(referrers(&b, &n, &subject, None).await.unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn pagination_is_lexical() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            for t in ["b", "a", "c10", "c9", "C"] {
+                put(&b, &n, &tag(t), image(&c, &l, ""), None).await.unwrap();
+            }
+            let p1 = tags(&b, &n, None, 2).await.unwrap();
+            assert_eq!(p1, Page { items: vec!["C".into(), "a".into()], more: true });
+            let p2 = tags(&b, &n, Some("a"), 2).await.unwrap();
+            assert_eq!(p2, Page { items: vec!["b".into(), "c10".into()], more: true });
+            let p3 = tags(&b, &n, Some("c10"), 2).await.unwrap();
+            assert_eq!(p3, Page { items: vec!["c9".into()], more: false });
+            assert_eq!(tags(&b, &n, None, 0).await.unwrap(), Page { items: vec![], more: false });
+            assert_eq!(tags(&b, &repo("nope"), None, 5).await.unwrap_err().code, Code::NameUnknown);
+            put(&b, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap_err();
+            blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into() }).await.unwrap();
+            blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into() }).await.unwrap();
+            put(&b, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap();
+            assert_eq!(catalog(&b, None, 10).await.unwrap().items, vec!["app", "app/sub"]);
+            assert_eq!(catalog(&b, Some("app"), 10).await.unwrap().items, vec!["app/sub"]);
+        });
+    }
+}

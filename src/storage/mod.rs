@@ -1,0 +1,60 @@
+//! Storage with the registry's semantics, over a small bucket trait.
+//!
+//! `paths` computes every key; the stores (`blobs`, `manifests`, `uploads`, `chunking`) say what
+//! the keys mean; `Bucket` is the narrow interface they need from the object store, implemented
+//! over R2 for the worker (`r2`, wasm only) and in memory for native tests (`memory`).
+
+pub mod blobs;
+pub mod chunking;
+pub mod manifests;
+pub mod paths;
+pub mod uploads;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod memory;
+#[cfg(target_arch = "wasm32")]
+pub mod r2;
+
+use async_trait::async_trait;
+
+use crate::oci::error::Result;
+
+/// A stored object's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+}
+
+/// When a put may happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutIf {
+    Always,
+    /// Only if the object's current etag is this one (optimistic concurrency).
+    EtagMatches(String),
+}
+
+/// One page of a prefix listing, in lexical key order.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub keys: Vec<String>,
+    pub truncated: bool,
+}
+
+/// The small-object operations of the bucket (R2 in production). Streaming bodies live in the
+/// adapters and the upload engine, not here.
+#[async_trait(?Send)]
+pub trait Bucket {
+    /// The object's bytes and etag.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
+    /// Stores `bytes`; returns the new etag, or `None` when the condition failed.
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: Option<&str>, cond: PutIf) -> Result<Option<String>>;
+    async fn delete(&self, keys: &[String]) -> Result<()>;
+    /// Keys under `prefix` strictly after `start_after`, at most `limit` of them.
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing>;
+}
+
+/// Largest page a list endpoint serves (R2 lists at most 1000 keys per call).
+pub const MAX_PAGE: usize = 1000;

@@ -1,0 +1,179 @@
+//! The path mapper: every storage key the registry uses is computed here, and only here.
+//!
+//! Layout of the bucket (R2, strongly consistent, no copy or rename):
+//!
+//! ```text
+//! blobs/<alg>/<hh>/<hex>/descriptor        BlobDescriptor JSON {size, object}: the blob exists
+//! blobs/<alg>/<hh>/<hex>/data              the bytes, when their digest was known before they
+//!                                          were written (monolithic push, manifests)
+//! objects/<upload-id>/data                 the bytes of a chunked upload: the R2 multipart
+//!                                          object, completed in place on commit (no rename)
+//! objects/<upload-id>/<offset>             a pending piece: upload bytes that did not fill a
+//!                                          part yet, from <offset> on; a blob smaller than one
+//!                                          part keeps its single piece as its data
+//! uploads/<upload-id>/state                UploadState JSON: name, start time, offset, saved
+//!                                          hash state, multipart id, part etags, pending pieces
+//! repositories/<name>/_layers/<alg>/<hex>/link
+//!                                          repository blob link: the repository may serve the
+//!                                          blob; holds a copy of the descriptor
+//! repositories/<name>/_manifests/revisions/<alg>/<hex>/link
+//!                                          manifest revision link; holds {mediaType, size}
+//! repositories/<name>/_manifests/revisions/<alg>/<hex>/tags/<tag>
+//!                                          tag index entry: <tag> points at this revision
+//!                                          (deleting the revision finds its tags by prefix)
+//! repositories/<name>/_manifests/tags/<tag>
+//!                                          tag current link; holds the digest
+//! repositories/<name>/_referrers/<alg>/<subject-hex>/<alg>/<hex>
+//!                                          referrers entry: the descriptor reported by the
+//!                                          referrers API for manifest <hex> whose subject is
+//!                                          <subject-hex>
+//! catalog/<name>                           catalog entry, written with the first manifest
+//! ```
+//!
+//! Names cannot contain a component starting with '_', so `_layers`, `_manifests`,
+//! `_referrers` never collide with a repository called `a/b`. Every list the API serves
+//! (tags, catalog, referrers) is a prefix listing whose cost is proportional to the page.
+//!
+//! Which binding holds what, and why:
+//! - Everything above is authoritative in R2: a following request must see it (R2 is strongly
+//!   consistent; KV is eventually consistent, caches negative lookups and allows one write per
+//!   second per key). Upload state in particular is updated with conditional puts on its etag.
+//! - KV (namespace `META`) holds only caches of immutable facts, keyed by [`PathSpec::cache_key`]:
+//!   blob descriptors and repository blob links, positive entries only. A negative answer is
+//!   never cached: a blob that is missing now may be pushed a second later.
+
+use crate::oci::digest::Digest;
+use crate::oci::name::{RepoName, Tag};
+
+/// A typed storage location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSpec<'a> {
+    BlobDescriptor { digest: &'a Digest },
+    BlobData { digest: &'a Digest },
+    UploadObject { id: &'a str },
+    UploadPending { id: &'a str, offset: u64 },
+    UploadState { id: &'a str },
+    LayerLink { name: &'a RepoName, digest: &'a Digest },
+    /// Prefix of every layer link of a repository.
+    LayerLinks { name: &'a RepoName },
+    ManifestRevision { name: &'a RepoName, digest: &'a Digest },
+    TagIndexEntry { name: &'a RepoName, digest: &'a Digest, tag: &'a Tag },
+    /// Prefix of the tag index entries of one revision.
+    TagIndex { name: &'a RepoName, digest: &'a Digest },
+    TagCurrent { name: &'a RepoName, tag: &'a Tag },
+    /// Prefix of every tag current link of a repository.
+    Tags { name: &'a RepoName },
+    ReferrerEntry { name: &'a RepoName, subject: &'a Digest, digest: &'a Digest },
+    /// Prefix of the referrers entries of one subject.
+    Referrers { name: &'a RepoName, subject: &'a Digest },
+    CatalogEntry { name: &'a RepoName },
+    /// Prefix of the catalog.
+    Catalog,
+}
+
+impl PathSpec<'_> {
+    /// The bucket key.
+    pub fn key(&self) -> String {
+        fn blob(d: &Digest) -> String {
+            format!("blobs/{}/{}/{}", d.algorithm().as_str(), &d.hex()[..2], d.hex())
+        }
+        fn rev(name: &RepoName, d: &Digest) -> String {
+            format!("repositories/{name}/_manifests/revisions/{}/{}", d.algorithm().as_str(), d.hex())
+        }
+        match self {
+            PathSpec::BlobDescriptor { digest } => format!("{}/descriptor", blob(digest)),
+            PathSpec::BlobData { digest } => format!("{}/data", blob(digest)),
+            PathSpec::UploadObject { id } => format!("objects/{id}/data"),
+            PathSpec::UploadPending { id, offset } => format!("objects/{id}/{offset:020}"),
+            PathSpec::UploadState { id } => format!("uploads/{id}/state"),
+            PathSpec::LayerLink { name, digest } => {
+                format!("repositories/{name}/_layers/{}/{}/link", digest.algorithm().as_str(), digest.hex())
+            }
+            PathSpec::LayerLinks { name } => format!("repositories/{name}/_layers/"),
+            PathSpec::ManifestRevision { name, digest } => format!("{}/link", rev(name, digest)),
+            PathSpec::TagIndexEntry { name, digest, tag } => format!("{}/tags/{tag}", rev(name, digest)),
+            PathSpec::TagIndex { name, digest } => format!("{}/tags/", rev(name, digest)),
+            PathSpec::TagCurrent { name, tag } => format!("repositories/{name}/_manifests/tags/{tag}"),
+            PathSpec::Tags { name } => format!("repositories/{name}/_manifests/tags/"),
+            PathSpec::ReferrerEntry { name, subject, digest } => format!(
+                "repositories/{name}/_referrers/{}/{}/{}/{}",
+                subject.algorithm().as_str(),
+                subject.hex(),
+                digest.algorithm().as_str(),
+                digest.hex()
+            ),
+            PathSpec::Referrers { name, subject } => {
+                format!("repositories/{name}/_referrers/{}/{}/", subject.algorithm().as_str(), subject.hex())
+            }
+            PathSpec::CatalogEntry { name } => format!("catalog/{name}"),
+            PathSpec::Catalog => "catalog/".to_string(),
+        }
+    }
+
+    /// The KV key under which an immutable fact at this path may be cached, if it may be.
+    pub fn cache_key(&self) -> Option<String> {
+        match self {
+            PathSpec::BlobDescriptor { .. } | PathSpec::LayerLink { .. } => Some(self.key()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::digest::Algorithm;
+
+    #[test]
+    fn layout() {
+        let d = Digest::of(Algorithm::Sha256, b"");
+        let h = d.hex();
+        let n = RepoName::parse("a/b").unwrap();
+        let t = Tag::parse("v1").unwrap();
+        let cases = [
+            (PathSpec::BlobDescriptor { digest: &d }, format!("blobs/sha256/e3/{h}/descriptor")),
+            (PathSpec::BlobData { digest: &d }, format!("blobs/sha256/e3/{h}/data")),
+            (PathSpec::UploadObject { id: "u" }, "objects/u/data".into()),
+            (PathSpec::UploadPending { id: "u", offset: 42 }, "objects/u/00000000000000000042".into()),
+            (PathSpec::UploadState { id: "u" }, "uploads/u/state".into()),
+            (PathSpec::LayerLink { name: &n, digest: &d }, format!("repositories/a/b/_layers/sha256/{h}/link")),
+            (PathSpec::ManifestRevision { name: &n, digest: &d }, format!("repositories/a/b/_manifests/revisions/sha256/{h}/link")),
+            (PathSpec::TagIndexEntry { name: &n, digest: &d, tag: &t }, format!("repositories/a/b/_manifests/revisions/sha256/{h}/tags/v1")),
+            (PathSpec::TagCurrent { name: &n, tag: &t }, "repositories/a/b/_manifests/tags/v1".into()),
+            (PathSpec::Tags { name: &n }, "repositories/a/b/_manifests/tags/".into()),
+            (PathSpec::ReferrerEntry { name: &n, subject: &d, digest: &d }, format!("repositories/a/b/_referrers/sha256/{h}/sha256/{h}")),
+            (PathSpec::CatalogEntry { name: &n }, "catalog/a/b".into()),
+        ];
+        for (spec, key) in cases {
+            assert_eq!(spec.key(), key);
+        }
+    }
+
+    #[test]
+    fn prefixes_contain_their_entries() {
+        let d = Digest::of(Algorithm::Sha256, b"x");
+        let n = RepoName::parse("r").unwrap();
+        let t = Tag::parse("t").unwrap();
+        assert!(PathSpec::TagCurrent { name: &n, tag: &t }.key().starts_with(&PathSpec::Tags { name: &n }.key()));
+        assert!(PathSpec::TagIndexEntry { name: &n, digest: &d, tag: &t }
+            .key()
+            .starts_with(&PathSpec::TagIndex { name: &n, digest: &d }.key()));
+        assert!(PathSpec::ReferrerEntry { name: &n, subject: &d, digest: &d }
+            .key()
+            .starts_with(&PathSpec::Referrers { name: &n, subject: &d }.key()));
+        assert!(PathSpec::CatalogEntry { name: &n }.key().starts_with(&PathSpec::Catalog.key()));
+        assert!(PathSpec::LayerLink { name: &n, digest: &d }.key().starts_with(&PathSpec::LayerLinks { name: &n }.key()));
+        // Pending pieces sort by offset.
+        assert!(PathSpec::UploadPending { id: "u", offset: 9 }.key() < PathSpec::UploadPending { id: "u", offset: 10 }.key());
+    }
+
+    #[test]
+    fn only_immutable_facts_are_cacheable() {
+        let d = Digest::of(Algorithm::Sha256, b"x");
+        let n = RepoName::parse("r").unwrap();
+        let t = Tag::parse("t").unwrap();
+        assert!(PathSpec::BlobDescriptor { digest: &d }.cache_key().is_some());
+        assert!(PathSpec::TagCurrent { name: &n, tag: &t }.cache_key().is_none());
+        assert!(PathSpec::UploadState { id: "u" }.cache_key().is_none());
+    }
+}

@@ -1,0 +1,315 @@
+//! Upload sessions: their persisted state, the signed token in their URL, and the lifecycle
+//! (start, append a chunk, commit, cancel).
+//!
+//! State lives in the bucket (`uploads/<id>/state`), never in KV: the next PATCH must see the
+//! last one's offset. Every change is a conditional put on the etag read before it, and a
+//! chunk first takes a short lease the same way, so of two racing PATCHes exactly one writes
+//! parts; the other gets BLOB_UPLOAD_INVALID and changes nothing. If a worker dies mid-chunk
+//! the state still describes the last chunk that completed; the lease expires after
+//! [`LEASE_MS`] and the client resumes from the offset that `GET` reports.
+//!
+//! The `Location` of an upload carries `_state=<offset>.<mac>`: an HMAC-SHA256 over name, id
+//! and offset with the registry's secret. A forged token is refused as an unknown upload; a
+//! genuine but stale one (an offset the upload has moved past) gets 416 with the real `Range`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::blobs;
+use super::chunking::{self, BodySource, PartSink};
+use super::paths::PathSpec;
+use super::{Bucket, PutIf};
+use crate::oci::digest::{Algorithm, BlobHasher, Digest};
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::name::RepoName;
+
+/// How long a chunk may hold an upload before another request may take it over.
+pub const LEASE_MS: u64 = 120_000;
+
+/// A pending piece: bytes from `offset` that did not fill a part yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Everything an upload needs to continue in another request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadState {
+    pub id: String,
+    pub name: String,
+    /// Milliseconds since the epoch (for purging abandoned uploads).
+    pub started_at: u64,
+    pub offset: u64,
+    pub algorithm: Algorithm,
+    /// The hasher's saved state, base64.
+    pub hash_state: String,
+    #[serde(default)]
+    pub part_size: Option<u64>,
+    #[serde(default)]
+    pub multipart_id: Option<String>,
+    #[serde(default)]
+    pub parts: Vec<(u16, String)>,
+    #[serde(default)]
+    pub pending: Vec<Pending>,
+    /// A request is writing until this time (ms); 0 when idle.
+    #[serde(default)]
+    pub lease_until: u64,
+}
+
+impl serde::Serialize for Algorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "sha256" => Ok(Algorithm::Sha256),
+            "sha512" => Ok(Algorithm::Sha512),
+            other => Err(serde::de::Error::custom(format!("unknown algorithm {other}"))),
+        }
+    }
+}
+
+impl UploadState {
+    pub fn new(id: String, name: &RepoName, started_at: u64, algorithm: Algorithm) -> Self {
+        let hasher = BlobHasher::new(algorithm);
+        UploadState {
+            id,
+            name: name.to_string(),
+            started_at,
+            offset: 0,
+            algorithm,
+            hash_state: URL_SAFE_NO_PAD.encode(hasher.save()),
+            part_size: None,
+            multipart_id: None,
+            parts: Vec::new(),
+            pending: Vec::new(),
+            lease_until: 0,
+        }
+    }
+
+    pub fn hasher(&self) -> Result<BlobHasher> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(&self.hash_state)
+            .map_err(|_| RegistryError::new(Code::BlobUploadInvalid, "corrupt upload hash state"))?;
+        BlobHasher::restore(self.algorithm, &bytes)
+    }
+
+    pub fn save_hasher(&mut self, hasher: &BlobHasher) {
+        self.hash_state = URL_SAFE_NO_PAD.encode(hasher.save());
+    }
+
+    pub fn pending_len(&self) -> u64 {
+        self.pending.iter().map(|p| p.len).sum()
+    }
+
+    pub fn pending_key(&self, offset: u64) -> String {
+        PathSpec::UploadPending { id: &self.id, offset }.key()
+    }
+
+    pub fn pending_keys(&self) -> Vec<String> {
+        self.pending.iter().map(|p| self.pending_key(p.offset)).collect()
+    }
+
+    /// The multipart object (or joined object) this upload completes into.
+    pub fn object_key(&self) -> String {
+        PathSpec::UploadObject { id: &self.id }.key()
+    }
+
+    /// Every object this upload may have written, for discarding it.
+    pub fn written_keys(&self) -> Vec<String> {
+        let mut keys = self.pending_keys();
+        keys.push(self.object_key());
+        keys
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("serializable")
+    }
+}
+
+/// Signs and checks upload tokens.
+pub struct TokenKey(Vec<u8>);
+
+impl TokenKey {
+    pub fn new(secret: &[u8]) -> Self {
+        TokenKey(secret.to_vec())
+    }
+
+    fn mac(&self, name: &str, id: &str, offset: u64) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
+        mac.update(format!("{name}\n{id}\n{offset}").as_bytes());
+        mac
+    }
+
+    pub fn sign(&self, name: &str, id: &str, offset: u64) -> String {
+        let tag = self.mac(name, id, offset).finalize().into_bytes();
+        format!("{offset}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// The offset a token vouches for; BLOB_UPLOAD_UNKNOWN if it was not signed by us for
+    /// this name and id. The comparison is constant-time.
+    pub fn verify(&self, name: &str, id: &str, token: &str) -> Result<u64> {
+        let forged = || RegistryError::new(Code::BlobUploadUnknown, "upload token invalid");
+        let (offset, tag) = token.split_once('.').ok_or_else(forged)?;
+        let offset: u64 = offset.parse().map_err(|_| forged())?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| forged())?;
+        self.mac(name, id, offset).verify_slice(&tag).map_err(|_| forged())?;
+        Ok(offset)
+    }
+}
+
+/// The `Range` header value for an upload at `offset` (inclusive end, "0-0" when empty as
+/// clients expect).
+pub fn range_header(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+fn range_invalid(state: &UploadState, detail: impl Into<String>) -> RegistryError {
+    RegistryError::new(Code::RangeInvalid, detail).with_range(state.offset)
+}
+
+/// The session store.
+pub struct Uploads<'a, B: Bucket + ?Sized> {
+    pub bucket: &'a B,
+    pub key: &'a TokenKey,
+}
+
+/// A loaded state and the etag it was read with.
+pub struct Loaded {
+    pub state: UploadState,
+    pub etag: String,
+}
+
+impl<B: Bucket + ?Sized> Uploads<'_, B> {
+    pub async fn start(&self, name: &RepoName, id: String, now: u64, algorithm: Algorithm) -> Result<UploadState> {
+        let state = UploadState::new(id, name, now, algorithm);
+        self.bucket.put(&PathSpec::UploadState { id: &state.id }.key(), state.to_json(), None, PutIf::Always).await?;
+        Ok(state)
+    }
+
+    pub async fn load(&self, name: &RepoName, id: &str) -> Result<Loaded> {
+        let unknown = || RegistryError::new(Code::BlobUploadUnknown, format!("upload {id} unknown"));
+        let (bytes, etag) = self.bucket.get(&PathSpec::UploadState { id }.key()).await?.ok_or_else(unknown)?;
+        let state: UploadState = serde_json::from_slice(&bytes).map_err(|e| RegistryError::internal(format!("corrupt upload state: {e}")))?;
+        if state.name != name.as_str() {
+            return Err(unknown());
+        }
+        Ok(Loaded { state, etag })
+    }
+
+    /// Loads the state for a write through a URL carrying `token`, checks the token and the
+    /// client's `Content-Range` start against the offset, and takes the lease.
+    pub async fn acquire(&self, name: &RepoName, id: &str, token: Option<&str>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
+        let vouched = match token {
+            Some(t) => Some(self.key.verify(name.as_str(), id, t)?),
+            None => None,
+        };
+        let Loaded { mut state, etag } = self.load(name, id).await?;
+        if let Some(v) = vouched {
+            if v != state.offset {
+                return Err(range_invalid(&state, format!("stale upload location (offset {v})")));
+            }
+        }
+        if let Some(start) = range_start {
+            if start != state.offset {
+                return Err(range_invalid(&state, format!("Content-Range starts at {start}")));
+            }
+        }
+        if state.lease_until > now {
+            return Err(RegistryError::new(Code::BlobUploadInvalid, "another request is writing to this upload"));
+        }
+        state.lease_until = now + LEASE_MS;
+        let key = PathSpec::UploadState { id }.key();
+        let etag = self
+            .bucket
+            .put(&key, state.to_json(), None, PutIf::EtagMatches(etag))
+            .await?
+            .ok_or_else(|| RegistryError::new(Code::BlobUploadInvalid, "another request is writing to this upload"))?;
+        Ok(Loaded { state, etag })
+    }
+
+    /// Saves `state` (lease released) if nobody took the upload over meanwhile.
+    pub async fn release(&self, mut state: UploadState, etag: String) -> Result<String> {
+        state.lease_until = 0;
+        let key = PathSpec::UploadState { id: &state.id }.key();
+        self.bucket
+            .put(&key, state.to_json(), None, PutIf::EtagMatches(etag))
+            .await?
+            .ok_or_else(|| RegistryError::new(Code::BlobUploadInvalid, "upload was taken over by another request"))
+    }
+
+    /// Appends one request body. Returns the new state.
+    pub async fn append<S, K>(&self, held: Loaded, source: &mut S, sink: &K, max_body: u64, part_size: Option<u64>) -> Result<Loaded>
+    where
+        S: BodySource,
+        K: PartSink<Piece = S::Piece>,
+    {
+        let Loaded { state: original, etag } = held;
+        let mut state = original.clone();
+        let mut hasher = state.hasher()?;
+        match chunking::append(&mut state, &mut hasher, source, sink, max_body, part_size).await {
+            Ok(absorbed) => {
+                state.save_hasher(&hasher);
+                let etag = self.release(state.clone(), etag).await?;
+                self.bucket.delete(&absorbed).await?;
+                state.lease_until = 0;
+                Ok(Loaded { state, etag })
+            }
+            Err(e) => {
+                // Nothing of this chunk counts; give the upload back as it was.
+                let _ = self.release(original, etag).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Finishes the upload as `digest`. On a mismatch the upload is discarded whole.
+    pub async fn commit<K: PartSink>(&self, name: &RepoName, held: Loaded, digest: &Digest, sink: &K) -> Result<blobs::BlobDescriptor> {
+        let Loaded { state, etag } = held;
+        if digest.algorithm() != state.algorithm {
+            let algorithm = state.algorithm;
+            let _ = self.release(state, etag).await;
+            return Err(RegistryError::new(
+                Code::DigestInvalid,
+                format!(
+                    "upload was hashed with {}; start it with ?digest-algorithm={} to commit a {} digest",
+                    algorithm.as_str(),
+                    digest.algorithm().as_str(),
+                    digest.algorithm().as_str()
+                ),
+            ));
+        }
+        let computed = state.hasher()?.finish();
+        if &computed != digest {
+            self.discard(&state, sink).await?;
+            return Err(RegistryError::new(Code::DigestInvalid, format!("uploaded content has digest {computed}, not {digest}")));
+        }
+        let (object, obsolete) = chunking::finish(&state, sink).await?;
+        let (desc, created) = blobs::commit(self.bucket, name, digest, state.offset, object.clone()).await?;
+        let mut doomed = obsolete;
+        if !created && desc.object != object {
+            doomed.push(object);
+        }
+        doomed.push(PathSpec::UploadState { id: &state.id }.key());
+        self.bucket.delete(&doomed).await?;
+        Ok(desc)
+    }
+
+    /// Cancels the upload: aborts its multipart upload and deletes all it wrote.
+    pub async fn discard<K: PartSink>(&self, state: &UploadState, sink: &K) -> Result<()> {
+        if let Some(upload_id) = &state.multipart_id {
+            // Already completed or aborted is fine: the goal is that nothing is left.
+            let _ = sink.abort(&state.object_key(), upload_id).await;
+        }
+        let mut doomed = state.written_keys();
+        doomed.push(PathSpec::UploadState { id: &state.id }.key());
+        self.bucket.delete(&doomed).await
+    }
+}
