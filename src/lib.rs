@@ -1,10 +1,50 @@
 //! An OCI Distribution registry for the edge.
 //!
-//! Layers, top to bottom: the wasm entry point (`worker_entry`, wasm only) builds an
-//! [`app::App`] per isolate and hands each request to [`routes`] → [`api`] handlers → [`storage`]
-//! (path mapper, stores, bucket adapters) → [`oci`] (the spec's vocabulary). Everything except
-//! the entry, the handlers and the R2 adapter is target-independent and tested natively.
+//! Layers, top to bottom: the wasm entry point (below, wasm only) builds an `App` from the
+//! worker's bindings and hands each request to [`routes`] (URL → typed route) → `api` handlers
+//! → [`storage`] (path mapper, stores, bucket adapters) → [`oci`] (the spec's vocabulary).
+//! Everything but the entry, `app`, `api` and the R2 adapter is target-independent and tested
+//! natively with `cargo test`.
 
+pub mod http;
 pub mod oci;
 pub mod routes;
 pub mod storage;
+
+#[cfg(target_arch = "wasm32")]
+mod api;
+#[cfg(target_arch = "wasm32")]
+mod app;
+
+#[cfg(target_arch = "wasm32")]
+mod entry {
+    use worker::{event, Context as WorkerContext, Env, Request, Response, Result};
+
+    use crate::api;
+    use crate::app::{App, Context};
+    use crate::oci::error::RegistryError;
+    use crate::routes::{query_pairs, Route};
+
+    #[event(fetch)]
+    async fn fetch(req: Request, env: Env, _ctx: WorkerContext) -> Result<Response> {
+        let url = req.url()?;
+        let path = url.path().to_string();
+        let method = req.method();
+        let outcome = async {
+            let route = Route::parse(&path)?;
+            let app = App::from_env(&env)?;
+            let query = query_pairs(url.query().unwrap_or(""));
+            api::handle(route, Context { app: &app, req, query }).await
+        }
+        .await;
+        match outcome {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                if e.status() >= 500 {
+                    worker::console_error!("{method:?} {path}: {e}");
+                }
+                api::error_reply(&e).or_else(|e: RegistryError| Response::error(e.to_string(), 500))
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+// Starts the built worker (build/index.js) on the emulator with the same bindings as
+// wrangler.toml: R2 bucket BLOBS, KV namespace META, persisted under `dataDir`.
+import { Miniflare } from "miniflare";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
+  const mf = new Miniflare({
+    modules: true,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    scriptPath: join(root, "build", "index.js"),
+    compatibilityDate: "2026-04-01",
+    r2Buckets: ["BLOBS"],
+    kvNamespaces: ["META"],
+    r2Persist: join(dataDir, "r2"),
+    kvPersist: join(dataDir, "kv"),
+    bindings,
+    host: "127.0.0.1",
+    port,
+  });
+  const url = await mf.ready;
+  return { mf, url: url.toString().replace(/\/$/, "") };
+}

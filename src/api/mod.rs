@@ -1,0 +1,81 @@
+//! HTTP handlers, one module per resource: request in, store calls, response out. No storage
+//! key is spelled here; `routes` parsed the URL and `storage` owns the layout.
+
+mod base;
+mod blobs;
+mod catalog;
+mod manifests;
+mod referrers;
+mod tags;
+mod uploads;
+
+use worker::{Headers, Method, Response, ResponseBody};
+
+use crate::app::Context;
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::routes::Route;
+
+pub const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
+
+/// Dispatches a parsed route to its handler.
+pub async fn handle(route: Route, cx: Context<'_>) -> Result<Response> {
+    let method = cx.req.method();
+    match (route, method) {
+        (Route::Base, Method::Get | Method::Head) => base::get(),
+        (Route::Catalog, Method::Get) => catalog::get(&cx).await,
+        (Route::Tags { name }, Method::Get) => tags::get(&cx, &name).await,
+        (Route::Manifest { name, reference }, Method::Get) => manifests::get(&cx, &name, &reference, true).await,
+        (Route::Manifest { name, reference }, Method::Head) => manifests::get(&cx, &name, &reference, false).await,
+        (Route::Manifest { name, reference }, Method::Put) => manifests::put(cx, &name, &reference).await,
+        (Route::Manifest { name, reference }, Method::Delete) => manifests::delete(&cx, &name, &reference).await,
+        (Route::Blob { name, digest }, Method::Get) => blobs::get(&cx, &name, &digest, true).await,
+        (Route::Blob { name, digest }, Method::Head) => blobs::get(&cx, &name, &digest, false).await,
+        (Route::Blob { name, digest }, Method::Delete) => blobs::delete(&cx, &name, &digest).await,
+        (Route::UploadStart { name }, Method::Post) => uploads::post(cx, &name).await,
+        (Route::Upload { name, id }, Method::Get) => uploads::status(&cx, &name, &id).await,
+        (Route::Upload { name, id }, Method::Patch) => uploads::patch(cx, &name, &id).await,
+        (Route::Upload { name, id }, Method::Put) => uploads::put(cx, &name, &id).await,
+        (Route::Upload { name, id }, Method::Delete) => uploads::delete(&cx, &name, &id).await,
+        (Route::Referrers { name, digest }, Method::Get) => referrers::get(&cx, &name, &digest).await,
+        (_, m) => Err(RegistryError::new(Code::Unsupported, format!("method {m:?} not allowed here"))),
+    }
+}
+
+/// Builds a response with the API version header and the given headers.
+pub fn reply(status: u16, headers: &[(&str, String)], body: ResponseBody) -> Result<Response> {
+    let h = Headers::new();
+    let set = |k: &str, v: &str| h.set(k, v).map_err(|e| RegistryError::internal(format!("header {k}: {e}")));
+    set(API_VERSION.0, API_VERSION.1)?;
+    for (k, v) in headers {
+        set(k, v)?;
+    }
+    let resp = Response::from_body(body).map_err(|e| RegistryError::internal(e))?;
+    Ok(resp.with_status(status).with_headers(h))
+}
+
+pub fn json_reply(status: u16, headers: &[(&str, String)], value: &serde_json::Value) -> Result<Response> {
+    let mut hs = vec![("Content-Type", "application/json".to_string())];
+    hs.extend(headers.iter().cloned());
+    reply(status, &hs, ResponseBody::Body(value.to_string().into_bytes()))
+}
+
+/// The spec's error response.
+pub fn error_reply(e: &RegistryError) -> Result<Response> {
+    let mut headers = vec![("Content-Type", "application/json".to_string())];
+    if let Some(offset) = e.upload_offset {
+        headers.push(("Range", crate::storage::uploads::range_header(offset)));
+    }
+    reply(e.status(), &headers, ResponseBody::Body(e.body().into_bytes()))
+}
+
+/// `n` and `last` of a paginated list; `n` absent means one full page.
+pub fn pagination(cx: &Context<'_>) -> Result<(usize, Option<String>)> {
+    let n = match cx.query("n") {
+        None | Some("") => crate::storage::MAX_PAGE,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| RegistryError::new(Code::Unsupported, format!("invalid n={v:?}")))?
+            .min(crate::storage::MAX_PAGE),
+    };
+    Ok((n, cx.query("last").filter(|l| !l.is_empty()).map(str::to_string)))
+}

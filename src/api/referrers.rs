@@ -1,0 +1,27 @@
+//! `GET /v2/<name>/referrers/<digest>[?artifactType=]`: always an OCI image index, never 404.
+
+use serde_json::json;
+use worker::Response;
+
+use super::json_reply;
+use crate::app::Context;
+use crate::oci::digest::Digest;
+use crate::oci::error::Result;
+use crate::oci::manifest::OCI_INDEX;
+use crate::oci::name::RepoName;
+use crate::storage::manifests;
+
+pub async fn get(cx: &Context<'_>, name: &RepoName, subject: &Digest) -> Result<Response> {
+    let filter = cx.query("artifactType").filter(|t| !t.is_empty());
+    let descriptors = manifests::referrers(&cx.app.r2, name, subject, filter).await?;
+    let mut headers = vec![("Content-Type", OCI_INDEX.to_string())];
+    if filter.is_some() {
+        headers.push(("OCI-Filters-Applied", "artifactType".to_string()));
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors});
+    let mut resp = json_reply(200, &[], &index)?;
+    for (k, v) in headers {
+        resp.headers_mut().set(k, &v).map_err(crate::oci::error::RegistryError::internal)?;
+    }
+    Ok(resp)
+}

@@ -1,0 +1,131 @@
+//! `/v2/<name>/blobs/uploads/[<id>]`: start (with monolithic and mount variants), status,
+//! chunk, commit, cancel. The chunked path streams through `storage::uploads`; a body whose
+//! digest is known up front goes straight to its content-addressed key, verified by R2.
+
+use worker::{Response, ResponseBody};
+
+use super::reply;
+use crate::app::Context;
+use crate::http::chunk_start;
+use crate::oci::digest::{Algorithm, Digest};
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::name::RepoName;
+use crate::routes::{blob_url, upload_url};
+use crate::storage::paths::PathSpec;
+use crate::storage::r2::RequestBody;
+use crate::storage::uploads::{range_header, Loaded, UploadState, Uploads};
+use crate::storage::blobs;
+
+fn store<'a>(cx: &'a Context<'a>) -> Uploads<'a, crate::storage::r2::R2> {
+    Uploads { bucket: &cx.app.r2, key: &cx.app.config.token_key }
+}
+
+/// 202 with the upload's Location, id and Range.
+fn in_progress(cx: &Context<'_>, name: &RepoName, state: &UploadState, status: u16) -> Result<Response> {
+    let token = cx.app.config.token_key.sign(name.as_str(), &state.id, state.offset);
+    let headers = [
+        ("Location", upload_url(name, &state.id, &token)),
+        ("Docker-Upload-UUID", state.id.clone()),
+        ("Range", range_header(state.offset)),
+        ("Content-Length", "0".to_string()),
+    ];
+    reply(status, &headers, ResponseBody::Empty)
+}
+
+fn created(name: &RepoName, digest: &Digest) -> Result<Response> {
+    let headers = [("Location", blob_url(name, digest)), ("Docker-Content-Digest", digest.to_string()), ("Content-Length", "0".to_string())];
+    reply(201, &headers, ResponseBody::Empty)
+}
+
+fn digest_param(cx: &Context<'_>) -> Result<Option<Digest>> {
+    cx.query("digest").map(Digest::parse).transpose()
+}
+
+pub async fn post(cx: Context<'_>, name: &RepoName) -> Result<Response> {
+    if let (Some(mount), Some(from)) = (cx.query("mount"), cx.query("from")) {
+        let digest = Digest::parse(mount)?;
+        let from = RepoName::parse(from)?;
+        if blobs::mount(&cx.app.r2, name, &from, &digest).await?.is_some() {
+            return created(name, &digest);
+        }
+        // Not visible in `from`: fall back to a regular upload session.
+    }
+    if let Some(digest) = digest_param(&cx)? {
+        let len = cx.content_length()?.ok_or_else(|| {
+            RegistryError::new(Code::SizeInvalid, "a monolithic upload needs a Content-Length")
+        })?;
+        return put_whole(&cx, name, &digest, len).await;
+    }
+    let algorithm = match cx.query("digest-algorithm") {
+        None | Some("sha256") => Algorithm::Sha256,
+        Some("sha512") => Algorithm::Sha512,
+        Some(other) => return Err(RegistryError::new(Code::Unsupported, format!("digest algorithm {other} not supported"))),
+    };
+    let state = store(&cx).start(name, cx.new_id(), cx.now_ms(), algorithm).await?;
+    in_progress(&cx, name, &state, 202)
+}
+
+/// A whole blob whose digest is known before its bytes: written once, to its own key, with
+/// R2 verifying the digest (a mismatch stores nothing).
+async fn put_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64) -> Result<Response> {
+    if len > cx.app.config.max_body {
+        return Err(RegistryError::new(Code::TooLarge, format!("request body of {len} bytes exceeds {}", cx.app.config.max_body)));
+    }
+    let r2 = &cx.app.r2;
+    if blobs::descriptor(r2, digest).await?.is_none() {
+        let key = PathSpec::BlobData { digest }.key();
+        if !r2.put_verified(&key, cx.req.inner().body(), len, digest).await? {
+            return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}")));
+        }
+        blobs::commit(r2, name, digest, len, key).await?;
+    } else {
+        blobs::commit(r2, name, digest, len, String::new()).await?;
+    }
+    created(name, digest)
+}
+
+pub async fn status(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
+    let Loaded { state, .. } = store(cx).load(name, id).await?;
+    in_progress(cx, name, &state, 204)
+}
+
+/// Loads and leases the upload for a body write, checking token and Content-Range.
+async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, len: Option<u64>) -> Result<Loaded> {
+    let range_start = match cx.header("content-range") {
+        Some(h) => Some(chunk_start(&h, len).ok_or_else(|| {
+            RegistryError::new(Code::RangeInvalid, format!("invalid Content-Range {h:?}"))
+        })?),
+        None => None,
+    };
+    let token = cx.query("_state").ok_or_else(|| RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"))?;
+    store(cx).acquire(name, id, Some(token), range_start, cx.now_ms()).await
+}
+
+async fn append(cx: &Context<'_>, held: Loaded, len: Option<u64>) -> Result<Loaded> {
+    let mut body = RequestBody::new(&cx.req, len);
+    store(cx).append(held, &mut body, &cx.app.r2, cx.app.config.max_body, cx.app.config.part_size).await
+}
+
+pub async fn patch(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
+    let len = cx.content_length()?;
+    let held = acquire(&cx, name, id, len).await?;
+    let held = append(&cx, held, len).await?;
+    in_progress(&cx, name, &held.state, 202)
+}
+
+pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
+    let digest = digest_param(&cx)?.ok_or_else(|| RegistryError::new(Code::DigestInvalid, "PUT needs ?digest="))?;
+    let len = cx.content_length()?;
+    let held = acquire(&cx, name, id, len).await?;
+    let has_body = len.is_some_and(|l| l > 0) || (len.is_none() && cx.req.inner().body().is_some());
+    let held = if has_body { append(&cx, held, len).await? } else { held };
+    store(&cx).commit(name, held, &digest, &cx.app.r2).await?;
+    created(name, &digest)
+}
+
+pub async fn delete(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
+    let uploads = store(cx);
+    let Loaded { state, .. } = uploads.load(name, id).await?;
+    uploads.discard(&state, &cx.app.r2).await?;
+    reply(204, &[], ResponseBody::Empty)
+}

@@ -1,0 +1,329 @@
+//! The R2 adapter (wasm only): [`Bucket`] over the worker's R2 binding, and the streaming
+//! [`PartSink`] / [`BodySource`] the upload engine writes through. Stream plumbing is in
+//! the inline JS below; request bytes enter wasm only to be hashed, in batches of [`READ_BATCH`] bytes.
+
+use async_trait::async_trait;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::chunking::{BodySource, PartSink, Piece, Target, Writer};
+use super::{Bucket, Listing, ObjectInfo, PutIf};
+use crate::oci::digest::BlobHasher;
+use crate::oci::error::{RegistryError, Result};
+
+/// Bytes gathered in JS before one crossing into wasm.
+pub const READ_BATCH: u32 = 256 * 1024;
+
+// The stream plumbing, in JS: bytes move between request bodies, bucket objects and
+// FixedLengthStreams without being copied into wasm. (Inline rather than a module file: a
+// module file would make wasm-bindgen copy the project's package.json into the build.)
+#[wasm_bindgen(inline_js = r#"
+// Stream plumbing for the R2 adapter (r2.rs). Bytes move here between request bodies, bucket
+// objects and FixedLengthStreams without being copied into wasm; only hashing reads them there.
+
+// Reads from `reader` until at least `min` bytes are gathered or the stream ends. Returns one
+// Uint8Array, or null at the end. Batching the emulator's ~4 KB pieces keeps the number of
+// JS/wasm crossings per megabyte small.
+export async function readAtLeast(reader, min) {
+  const parts = [];
+  let len = 0;
+  while (len < min) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (value.byteLength) {
+      parts.push(value);
+      len += value.byteLength;
+    }
+  }
+  if (parts.length === 0) return null;
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(len);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+export function bodyReader(request) {
+  return request.body ? request.body.getReader() : null;
+}
+
+// Starts writing exactly `len` bytes to a part (uploadId set) or an object, beginning with the
+// bytes of the objects `prefixKeys`, which count towards `len`.
+export function startWrite(bucket, key, uploadId, number, len, prefixKeys) {
+  const { readable, writable } = new FixedLengthStream(len);
+  const writer = writable.getWriter();
+  const done = uploadId
+    ? bucket.resumeMultipartUpload(key, uploadId).uploadPart(number, readable).then((p) => p.etag)
+    : bucket.put(key, readable).then((o) => o.etag);
+  done.catch(() => {});
+  const ready = (async () => {
+    for (const k of prefixKeys) {
+      const o = await bucket.get(k);
+      if (!o) throw new Error(`pending piece ${k} is missing`);
+      const r = o.body.getReader();
+      for (;;) {
+        const { done: end, value } = await r.read();
+        if (end) break;
+        await writer.write(value);
+      }
+    }
+  })();
+  ready.catch(() => {});
+  return { writer, done, ready };
+}
+
+export async function writePiece(w, piece) {
+  await w.ready;
+  await w.writer.write(piece);
+}
+
+export async function finishWrite(w) {
+  await w.ready;
+  await w.writer.close();
+  return await w.done;
+}
+
+export async function createMultipart(bucket, key) {
+  return (await bucket.createMultipartUpload(key)).uploadId;
+}
+
+export async function completeMultipart(bucket, key, uploadId, parts) {
+  await bucket.resumeMultipartUpload(key, uploadId).complete(parts);
+}
+
+export async function abortMultipart(bucket, key, uploadId) {
+  await bucket.resumeMultipartUpload(key, uploadId).abort();
+}
+
+// Streams a request body of known length straight to `key`, letting R2 verify its digest.
+// Returns "ok", "mismatch" (nothing stored) or throws on other failures.
+export async function putVerified(bucket, key, body, len, algorithm, hex) {
+  const { readable, writable } = new FixedLengthStream(len);
+  const piping = body ? body.pipeTo(writable) : writable.close();
+  piping.catch(() => {});
+  try {
+    await bucket.put(key, readable, { [algorithm]: hex });
+  } catch (e) {
+    if (/checksum|digest|match/i.test(String(e && e.message))) return "mismatch";
+    throw e;
+  }
+  await piping;
+  return "ok";
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = readAtLeast, catch)]
+    async fn read_at_least(reader: &JsValue, min: u32) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = bodyReader)]
+    fn body_reader(request: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = startWrite, catch)]
+    fn start_write(bucket: &JsValue, key: &str, upload_id: Option<String>, number: u16, len: f64, prefix: Array) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = writePiece, catch)]
+    async fn write_piece(w: &JsValue, piece: &Uint8Array) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = finishWrite, catch)]
+    async fn finish_write(w: &JsValue) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = createMultipart, catch)]
+    async fn create_multipart(bucket: &JsValue, key: &str) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = completeMultipart, catch)]
+    async fn complete_multipart(bucket: &JsValue, key: &str, upload_id: &str, parts: Array) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = abortMultipart, catch)]
+    async fn abort_multipart(bucket: &JsValue, key: &str, upload_id: &str) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = putVerified, catch)]
+    async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
+}
+
+fn js_err(context: &str) -> impl Fn(JsValue) -> RegistryError + '_ {
+    move |e| {
+        let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"));
+        RegistryError::internal(format!("{context}: {msg}"))
+    }
+}
+
+fn worker_err(context: &str) -> impl Fn(worker::Error) -> RegistryError + '_ {
+    move |e| RegistryError::internal(format!("{context}: {e}"))
+}
+
+/// The R2 binding with the registry's adapters over it.
+pub struct R2 {
+    pub bucket: worker::Bucket,
+}
+
+impl R2 {
+    fn raw(&self) -> &JsValue {
+        self.bucket.as_ref()
+    }
+
+    /// Streams `body` (of `len` bytes) to `key`, verified by R2 against `digest`. False on a
+    /// digest mismatch, in which case nothing was stored.
+    pub async fn put_verified(&self, key: &str, body: Option<web_sys::ReadableStream>, len: u64, digest: &crate::oci::digest::Digest) -> Result<bool> {
+        let body = body.map(JsValue::from).unwrap_or(JsValue::NULL);
+        let r = put_verified(self.raw(), key, body, len as f64, digest.algorithm().as_str(), digest.hex())
+            .await
+            .map_err(js_err("put blob"))?;
+        Ok(r.as_string().as_deref() == Some("ok"))
+    }
+}
+
+#[async_trait(?Send)]
+impl Bucket for R2 {
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let Some(obj) = self.bucket.get(key).execute().await.map_err(worker_err("get"))? else { return Ok(None) };
+        let etag = obj.etag();
+        let bytes = match obj.body() {
+            Some(b) => b.bytes().await.map_err(worker_err("read"))?,
+            None => Vec::new(),
+        };
+        Ok(Some((bytes, etag)))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        Ok(self
+            .bucket
+            .head(key)
+            .await
+            .map_err(worker_err("head"))?
+            .map(|o| ObjectInfo { key: key.to_string(), size: o.size(), etag: o.etag() }))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: Option<&str>, cond: PutIf) -> Result<Option<String>> {
+        let mut put = self.bucket.put(key, bytes);
+        if let Some(ct) = content_type {
+            put = put.http_metadata(worker::HttpMetadata { content_type: Some(ct.to_string()), ..Default::default() });
+        }
+        if let PutIf::EtagMatches(etag) = cond {
+            put = put.only_if(worker::Conditional { etag_matches: Some(etag), ..Default::default() });
+        }
+        Ok(put.execute().await.map_err(worker_err("put"))?.map(|o| o.etag()))
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<()> {
+        for batch in keys.chunks(1000) {
+            if !batch.is_empty() {
+                self.bucket.delete_multiple(batch.to_vec()).await.map_err(worker_err("delete"))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
+        let mut list = self.bucket.list().prefix(prefix).limit(limit as u32);
+        if let Some(s) = start_after {
+            list = list.start_after(s);
+        }
+        let objects = list.execute().await.map_err(worker_err("list"))?;
+        Ok(Listing { keys: objects.objects().iter().map(|o| o.key()).collect(), truncated: objects.truncated() })
+    }
+}
+
+impl Piece for Uint8Array {
+    fn len(&self) -> u64 {
+        self.byte_length() as u64
+    }
+
+    fn split(self, n: u64) -> (Self, Self) {
+        (self.subarray(0, n as u32), self.subarray(n as u32, self.byte_length()))
+    }
+
+    fn hash_into(&self, hasher: &mut BlobHasher) {
+        hasher.update(&self.to_vec());
+    }
+}
+
+/// A request body, read in batches.
+pub struct RequestBody {
+    reader: JsValue,
+    remaining: Option<u64>,
+}
+
+impl RequestBody {
+    pub fn new(request: &worker::Request, content_length: Option<u64>) -> Self {
+        RequestBody { reader: body_reader(request.inner().as_ref()), remaining: content_length }
+    }
+}
+
+#[async_trait(?Send)]
+impl BodySource for RequestBody {
+    type Piece = Uint8Array;
+
+    async fn next(&mut self) -> Result<Option<Uint8Array>> {
+        if self.reader.is_null() {
+            return Ok(None);
+        }
+        let v = read_at_least(&self.reader, READ_BATCH).await.map_err(js_err("read request body"))?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let piece: Uint8Array = v.unchecked_into();
+        if let Some(r) = &mut self.remaining {
+            *r = r.saturating_sub(piece.byte_length() as u64);
+        }
+        Ok(Some(piece))
+    }
+
+    fn remaining(&self) -> Option<u64> {
+        self.remaining
+    }
+}
+
+pub struct R2Writer {
+    inner: JsValue,
+}
+
+#[async_trait(?Send)]
+impl Writer for R2Writer {
+    type Piece = Uint8Array;
+
+    async fn write(&mut self, piece: Uint8Array) -> Result<()> {
+        write_piece(&self.inner, &piece).await.map_err(js_err("write"))?;
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<String> {
+        let etag = finish_write(&self.inner).await.map_err(js_err("finish write"))?;
+        Ok(etag.as_string().unwrap_or_default())
+    }
+}
+
+#[async_trait(?Send)]
+impl PartSink for R2 {
+    type Piece = Uint8Array;
+    type Writer = R2Writer;
+
+    async fn create_multipart(&self, key: &str) -> Result<String> {
+        let id = create_multipart(self.raw(), key).await.map_err(js_err("create multipart"))?;
+        Ok(id.as_string().unwrap_or_default())
+    }
+
+    async fn start(&self, target: Target<'_>, len: u64, prefix: &[String]) -> Result<R2Writer> {
+        let keys: Array = prefix.iter().map(|k| JsValue::from_str(k)).collect();
+        let (key, upload_id, number) = match target {
+            Target::Part { key, upload_id, number } => (key, Some(upload_id.to_string()), number),
+            Target::Object { key } => (key, None, 0),
+        };
+        let inner = start_write(self.raw(), key, upload_id, number, len as f64, keys).map_err(js_err("start write"))?;
+        Ok(R2Writer { inner })
+    }
+
+    async fn complete(&self, key: &str, upload_id: &str, parts: &[(u16, String)]) -> Result<()> {
+        let list: Array = parts
+            .iter()
+            .map(|(n, etag)| {
+                let o = Object::new();
+                let _ = Reflect::set(&o, &"partNumber".into(), &JsValue::from(*n));
+                let _ = Reflect::set(&o, &"etag".into(), &JsValue::from_str(etag));
+                JsValue::from(o)
+            })
+            .collect();
+        complete_multipart(self.raw(), key, upload_id, list).await.map_err(js_err("complete multipart"))?;
+        Ok(())
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<()> {
+        abort_multipart(self.raw(), key, upload_id).await.map_err(js_err("abort multipart"))?;
+        Ok(())
+    }
+}
