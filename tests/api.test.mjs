@@ -1,0 +1,285 @@
+// The OCI distribution API over real HTTP on the emulator: every endpoint and its errors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  registry, sha256, sha512, errorCode, startUpload, pushBlob, imageManifest, putManifest, OCI_MANIFEST, OCI_INDEX,
+} from "./helpers.mjs";
+
+let reg;
+before(async () => (reg = await registry()));
+after(async () => reg.close());
+
+test("GET /v2/ answers with the API version", async () => {
+  const res = await reg.fetch("/v2/");
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("docker-distribution-api-version"), "registry/2.0");
+  assert.deepEqual(await res.json(), {});
+});
+
+test("chunked upload of 22+20 bytes, out-of-order chunk and stale location get 416", async () => {
+  const data = Buffer.from("0123456789abcdefghijklmnopqrstuvwxyzABCDEF"); // 42 bytes
+  const loc0 = await startUpload(reg, "chunked");
+  let res = await reg.fetch(loc0, {
+    method: "PATCH", body: data.subarray(0, 22),
+    headers: { "content-type": "application/octet-stream", "content-range": "0-21" },
+  });
+  assert.equal(res.status, 202);
+  assert.equal(res.headers.get("range"), "0-21");
+  const loc1 = res.headers.get("location");
+  // Retry of the first chunk at the stale location.
+  res = await reg.fetch(loc0, { method: "PATCH", body: data.subarray(0, 22), headers: { "content-range": "0-21" } });
+  assert.equal(res.status, 416);
+  assert.equal(await errorCode(res), "RANGE_INVALID");
+  assert.equal(res.headers.get("range"), "0-21");
+  // Out of order chunk at the current location.
+  res = await reg.fetch(loc1, { method: "PATCH", body: data.subarray(30, 42), headers: { "content-range": "30-41" } });
+  assert.equal(res.status, 416);
+  // Status.
+  res = await reg.fetch(loc1);
+  assert.equal(res.status, 204);
+  assert.equal(res.headers.get("range"), "0-21");
+  assert.ok(res.headers.get("docker-upload-uuid"));
+  res = await reg.fetch(loc1, { method: "PATCH", body: data.subarray(22), headers: { "content-range": "22-41" } });
+  assert.equal(res.status, 202);
+  const loc2 = res.headers.get("location");
+  res = await reg.fetch(`${loc2}&digest=${sha256(data)}`, { method: "PUT" });
+  assert.equal(res.status, 201);
+  assert.equal(res.headers.get("docker-content-digest"), sha256(data));
+  res = await reg.fetch(`/v2/chunked/blobs/${sha256(data)}`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
+});
+
+test("PUT with the final chunk, streamed PATCH without Content-Range", async () => {
+  const data = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+  const loc = await startUpload(reg, "streamed");
+  let res = await reg.fetch(loc, { method: "PATCH", body: data.subarray(0, 1000000) });
+  assert.equal(res.status, 202);
+  res = await reg.fetch(`${res.headers.get("location")}&digest=${sha256(data)}`, { method: "PUT", body: data.subarray(1000000) });
+  assert.equal(res.status, 201);
+  res = await reg.fetch(`/v2/streamed/blobs/${sha256(data)}`, { method: "HEAD" });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-length"), String(data.length));
+});
+
+test("monolithic POST ?digest=, digest mismatch stores nothing", async () => {
+  const data = Buffer.from("monolithic blob");
+  const { digest } = await pushBlob(reg, "mono", data);
+  let res = await reg.fetch(`/v2/mono/blobs/${digest}`);
+  assert.equal(await res.text(), "monolithic blob");
+  const wrong = sha256(Buffer.from("something else"));
+  res = await reg.fetch(`/v2/mono/blobs/uploads/?digest=${wrong}`, { method: "POST", body: data });
+  assert.equal(res.status, 400);
+  assert.equal(await errorCode(res), "DIGEST_INVALID");
+  res = await reg.fetch(`/v2/mono/blobs/${wrong}`, { method: "HEAD" });
+  assert.equal(res.status, 404);
+  // Chunked upload committed with the wrong digest: DIGEST_INVALID, upload gone.
+  const loc = await startUpload(reg, "mono");
+  res = await reg.fetch(loc, { method: "PATCH", body: data });
+  const loc2 = res.headers.get("location");
+  res = await reg.fetch(`${loc2}&digest=${wrong}`, { method: "PUT" });
+  assert.equal(res.status, 400);
+  assert.equal(await errorCode(res), "DIGEST_INVALID");
+  res = await reg.fetch(loc2);
+  assert.equal(res.status, 404);
+  assert.equal(await errorCode(res), "BLOB_UPLOAD_UNKNOWN");
+});
+
+test("sha512 blobs: monolithic, and chunked with digest-algorithm", async () => {
+  const data = Buffer.from("sha512 content");
+  let res = await reg.fetch(`/v2/s512/blobs/uploads/?digest=${sha512(data)}`, { method: "POST", body: data });
+  assert.equal(res.status, 201);
+  res = await reg.fetch(`/v2/s512/blobs/${sha512(data)}`);
+  assert.equal(await res.text(), "sha512 content");
+  const other = Buffer.from("chunked sha512");
+  res = await reg.fetch(`/v2/s512/blobs/uploads/?digest-algorithm=sha512`, { method: "POST" });
+  res = await reg.fetch(res.headers.get("location"), { method: "PATCH", body: other });
+  res = await reg.fetch(`${res.headers.get("location")}&digest=${sha512(other)}`, { method: "PUT" });
+  assert.equal(res.status, 201);
+});
+
+test("blob GET: Range, 416, multi-range, If-None-Match, HEAD, DELETE", async () => {
+  const data = Buffer.from("0123456789");
+  const { digest } = await pushBlob(reg, "ranges", data);
+  let res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { headers: { range: "bytes=2-5" } });
+  assert.equal(res.status, 206);
+  assert.equal(res.headers.get("content-range"), "bytes 2-5/10");
+  assert.equal(await res.text(), "2345");
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { headers: { range: "bytes=-3" } });
+  assert.equal(await res.text(), "789");
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { headers: { range: "bytes=20-" } });
+  assert.equal(res.status, 416);
+  assert.equal(res.headers.get("content-range"), "bytes */10");
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { headers: { range: "bytes=0-1,4-5" } });
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "0123456789");
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { headers: { "if-none-match": `"${digest}"` } });
+  assert.equal(res.status, 304);
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { method: "HEAD" });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("etag"), `"${digest}"`);
+  assert.equal(res.headers.get("docker-content-digest"), digest);
+  // Not linked in another repository.
+  res = await reg.fetch(`/v2/other/blobs/${digest}`);
+  assert.equal(res.status, 404);
+  assert.equal(await errorCode(res), "BLOB_UNKNOWN");
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`, { method: "DELETE" });
+  assert.equal(res.status, 202);
+  res = await reg.fetch(`/v2/ranges/blobs/${digest}`);
+  assert.equal(res.status, 404);
+});
+
+test("cross-repository mount: 201 when visible, 202 fallback otherwise", async () => {
+  const { digest } = await pushBlob(reg, "src", Buffer.from("mount me"));
+  let res = await reg.fetch(`/v2/dst/blobs/uploads/?mount=${digest}&from=src`, { method: "POST" });
+  assert.equal(res.status, 201);
+  assert.equal(res.headers.get("location"), `/v2/dst/blobs/${digest}`);
+  res = await reg.fetch(`/v2/dst/blobs/${digest}`);
+  assert.equal(await res.text(), "mount me");
+  res = await reg.fetch(`/v2/dst2/blobs/uploads/?mount=${digest}&from=nowhere`, { method: "POST" });
+  assert.equal(res.status, 202);
+  assert.ok(res.headers.get("location").includes("/v2/dst2/blobs/uploads/"));
+});
+
+test("upload cancel and unknown uploads", async () => {
+  const loc = await startUpload(reg, "cancel");
+  let res = await reg.fetch(loc, { method: "DELETE" });
+  assert.equal(res.status, 204);
+  res = await reg.fetch(loc);
+  assert.equal(res.status, 404);
+  assert.equal(await errorCode(res), "BLOB_UPLOAD_UNKNOWN");
+  res = await reg.fetch(loc.replace(/_state=[^&]+/, "_state=0.forged"), { method: "PATCH", body: "x" });
+  assert.equal(res.status, 404);
+});
+
+test("over-ceiling PATCH gets 413", async () => {
+  const small = await registry({ MAX_BODY_BYTES: "1000" });
+  try {
+    const loc = await startUpload(small, "big");
+    const res = await small.fetch(loc, { method: "PATCH", body: Buffer.alloc(1001) });
+    assert.equal(res.status, 413);
+    assert.equal(await errorCode(res), "SIZE_INVALID");
+    const status = await small.fetch(loc);
+    assert.equal(status.headers.get("range"), "0-0");
+  } finally {
+    await small.close();
+  }
+});
+
+test("manifests: put by tag and digest, get, head, errors, delete", async () => {
+  const name = "app/web";
+  const config = await pushBlob(reg, name, Buffer.from("{}"));
+  const layer = await pushBlob(reg, name, Buffer.from("layer"));
+  const m = imageManifest(config, [layer]);
+  let res = await putManifest(reg, name, "v1", m);
+  assert.equal(res.status, 201);
+  const digest = res.headers.get("docker-content-digest");
+  assert.equal(digest, sha256(m));
+  assert.equal(res.headers.get("location"), `/v2/${name}/manifests/${digest}`);
+  for (const ref of ["v1", digest]) {
+    res = await reg.fetch(`/v2/${name}/manifests/${ref}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
+    assert.equal(res.headers.get("docker-content-digest"), digest);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), m);
+    res = await reg.fetch(`/v2/${name}/manifests/${ref}`, { method: "HEAD" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), String(m.length));
+  }
+  const missing = imageManifest(config, [{ digest: sha256(Buffer.from("nope")), size: 4 }]);
+  res = await putManifest(reg, name, "bad", missing);
+  assert.equal(res.status, 400);
+  assert.equal(await errorCode(res), "MANIFEST_BLOB_UNKNOWN");
+  res = await putManifest(reg, name, "bad", Buffer.from("{not json"));
+  assert.equal(await errorCode(res), "MANIFEST_INVALID");
+  res = await putManifest(reg, name, sha256(Buffer.from("x")), m);
+  assert.equal(await errorCode(res), "DIGEST_INVALID");
+  res = await putManifest(reg, name, "huge", Buffer.alloc(4 * 1024 * 1024 + 1, 32));
+  assert.equal(res.status, 413);
+  res = await reg.fetch(`/v2/${name}/manifests/nope`);
+  assert.equal(res.status, 404);
+  assert.equal(await errorCode(res), "MANIFEST_UNKNOWN");
+  // Index referencing the manifest.
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest, size: m.length }] }));
+  res = await putManifest(reg, name, "multi", index, OCI_INDEX);
+  assert.equal(res.status, 201);
+  res = await reg.fetch(`/v2/${name}/manifests/v1`, { method: "DELETE" });
+  assert.equal(res.status, 202);
+  res = await reg.fetch(`/v2/${name}/manifests/v1`);
+  assert.equal(res.status, 404);
+  res = await reg.fetch(`/v2/${name}/manifests/${digest}`, { method: "DELETE" });
+  assert.equal(res.status, 202);
+  res = await reg.fetch(`/v2/${name}/manifests/${digest}`);
+  assert.equal(res.status, 404);
+});
+
+test("tags list pagination, catalog, NAME_UNKNOWN", async () => {
+  const name = "paged";
+  const config = await pushBlob(reg, name, Buffer.from("{}"));
+  const m = imageManifest(config, []);
+  for (const t of ["b", "a", "c", "d"]) assert.equal((await putManifest(reg, name, t, m)).status, 201);
+  let res = await reg.fetch(`/v2/${name}/tags/list`);
+  assert.deepEqual(await res.json(), { name, tags: ["a", "b", "c", "d"] });
+  res = await reg.fetch(`/v2/${name}/tags/list?n=2`);
+  assert.deepEqual((await res.json()).tags, ["a", "b"]);
+  assert.equal(res.headers.get("link"), `</v2/${name}/tags/list?n=2&last=b>; rel="next"`);
+  res = await reg.fetch(`/v2/${name}/tags/list?n=2&last=b`);
+  assert.deepEqual((await res.json()).tags, ["c", "d"]);
+  res = await reg.fetch(`/v2/${name}/tags/list?n=0`);
+  assert.deepEqual((await res.json()).tags, []);
+  assert.equal(res.headers.get("link"), null);
+  res = await reg.fetch(`/v2/never/pushed/tags/list`);
+  assert.equal(res.status, 404);
+  assert.equal(await errorCode(res), "NAME_UNKNOWN");
+  res = await reg.fetch(`/v2/_catalog`);
+  assert.ok((await res.json()).repositories.includes(name));
+  res = await reg.fetch(`/v2/_catalog?n=1`);
+  assert.equal((await res.json()).repositories.length, 1);
+  assert.match(res.headers.get("link"), /rel="next"/);
+});
+
+test("referrers: subject accepted before it exists, filter, annotations", async () => {
+  const name = "refs";
+  const config = await pushBlob(reg, name, Buffer.from("{}"));
+  const subject = sha256(Buffer.from("the subject"));
+  const sig = imageManifest(config, [], {
+    artifactType: "application/x.sig",
+    subject: { mediaType: OCI_MANIFEST, digest: subject, size: 11 },
+    annotations: { "org.example": "yes" },
+  });
+  let res = await putManifest(reg, name, sha256(sig), sig);
+  assert.equal(res.status, 201);
+  assert.equal(res.headers.get("oci-subject"), subject);
+  res = await reg.fetch(`/v2/${name}/referrers/${subject}`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), OCI_INDEX);
+  let idx = await res.json();
+  assert.equal(idx.manifests.length, 1);
+  assert.equal(idx.manifests[0].artifactType, "application/x.sig");
+  assert.equal(idx.manifests[0].annotations["org.example"], "yes");
+  res = await reg.fetch(`/v2/${name}/referrers/${subject}?artifactType=application/x.other`);
+  assert.equal(res.headers.get("oci-filters-applied"), "artifactType");
+  assert.equal((await res.json()).manifests.length, 0);
+  res = await reg.fetch(`/v2/${name}/referrers/${sha256(Buffer.from("none"))}`);
+  assert.equal(res.status, 200);
+  assert.deepEqual((await res.json()).manifests, []);
+});
+
+test("bad input gets spec error codes, never a 500", async () => {
+  const cases = [
+    ["/v2/UPPER/tags/list", "GET", 400, "NAME_INVALID"],
+    ["/v2/a/blobs/sha256:short", "GET", 400, "DIGEST_INVALID"],
+    ["/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "GET", 400, "DIGEST_INVALID"],
+    ["/v2/a/blobs/uploads/not-a-uuid", "GET", 404, "BLOB_UPLOAD_UNKNOWN"],
+    ["/v2/a/blobs/uploads/00000000-0000-0000-0000-000000000000", "GET", 404, "BLOB_UPLOAD_UNKNOWN"],
+    ["/v2/a/manifests/latest", "POST", 405, "UNSUPPORTED"],
+    ["/v2/a/nothing/here", "GET", 404, "NAME_UNKNOWN"],
+    ["/v2/a/blobs/uploads/?digest=sha256:zz", "POST", 400, "DIGEST_INVALID"],
+    ["/v2/a/tags/list?n=abc", "GET", 405, "UNSUPPORTED"],
+  ];
+  for (const [path, method, status, code] of cases) {
+    const res = await reg.fetch(path, { method });
+    assert.equal(res.status, status, `${method} ${path}`);
+    assert.equal(await errorCode(res), code, `${method} ${path}`);
+  }
+});

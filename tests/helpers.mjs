@@ -1,0 +1,74 @@
+// Shared test helpers: a registry on the emulator on a free port with a fresh data dir.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { startRegistry } from "../miniflare/registry.mjs";
+
+export async function registry(extra = {}) {
+  const bindings = { UPLOAD_SECRET: "test-secret", ...extra };
+  const dataDir = mkdtempSync(join(tmpdir(), "registry-test-"));
+  const r = await startRegistry({ port: 0, dataDir, bindings });
+  const url = (p) => (p.startsWith("http") ? p : r.url + p);
+  return {
+    url: r.url,
+    dataDir,
+    fetch: (p, init = {}) => fetch(url(p), { redirect: "manual", ...init }),
+    async restart() {
+      await r.mf.dispose();
+      const again = await startRegistry({ port: 0, dataDir, bindings });
+      r.mf = again.mf;
+      r.url = again.url;
+      this.url = again.url;
+    },
+    async close() {
+      await r.mf.dispose();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const sha256 = (buf) => "sha256:" + createHash("sha256").update(buf).digest("hex");
+export const sha512 = (buf) => "sha512:" + createHash("sha512").update(buf).digest("hex");
+
+export async function errorCode(res) {
+  const body = await res.json();
+  return body.errors[0].code;
+}
+
+export async function startUpload(reg, name) {
+  const res = await reg.fetch(`/v2/${name}/blobs/uploads/`, { method: "POST" });
+  if (res.status !== 202) throw new Error(`POST upload: ${res.status}`);
+  return res.headers.get("location");
+}
+
+// Pushes a blob monolithically with POST ?digest=.
+export async function pushBlob(reg, name, bytes) {
+  const digest = sha256(bytes);
+  const res = await reg.fetch(`/v2/${name}/blobs/uploads/?digest=${digest}`, {
+    method: "POST",
+    body: bytes,
+    headers: { "content-type": "application/octet-stream" },
+  });
+  if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
+  return { digest, size: bytes.length };
+}
+
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+
+export function imageManifest(config, layers, extra = {}) {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+      layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", ...l })),
+      ...extra,
+    }),
+  );
+}
+
+export async function putManifest(reg, name, ref, bytes, type = OCI_MANIFEST) {
+  return reg.fetch(`/v2/${name}/manifests/${ref}`, { method: "PUT", body: bytes, headers: { "content-type": type } });
+}
