@@ -11,6 +11,7 @@ export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     scriptPath: join(root, "build", "index.js"),
+    modulesRoot: root,
     compatibilityDate: "2026-04-01",
     r2Buckets: ["BLOBS"],
     kvNamespaces: ["META"],

@@ -1,0 +1,107 @@
+// Real clients from Debian's packages against the registry on the emulator: skopeo copies a
+// locally built (umoci) multi-layer OCI image in and out, across a restart of the emulator;
+// podman pulls it and pushes it under a new name; `skopeo copy --all` pushes a multi-platform
+// index. Skipped (loudly) outside CI when the tools are missing; CI installs them.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { registry } from "./helpers.mjs";
+
+const have = (bin) => {
+  try {
+    execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const missing = ["skopeo", "podman", "umoci"].filter((b) => !have(b));
+if (missing.length && process.env.CI) throw new Error(`CI lacks ${missing.join(", ")}`);
+const skip = missing.length ? `missing ${missing.join(", ")} (apt-get install skopeo podman umoci)` : false;
+
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], ...opts });
+let reg, work, host;
+
+// An OCI layout with image `tag` of two layers (a small file and 300 KB of random bytes).
+function buildImage(layout, tag, seed) {
+  const dir = join(work, `rootfs-${tag}`);
+  mkdirSync(join(dir, "etc"), { recursive: true });
+  mkdirSync(join(dir, "usr"), { recursive: true });
+  writeFileSync(join(dir, "etc", "seed"), seed);
+  writeFileSync(join(dir, "usr", "blob"), randomBytes(300_000));
+  sh("umoci", ["new", "--image", `${layout}:${tag}`]);
+  sh("umoci", ["insert", "--image", `${layout}:${tag}`, join(dir, "etc"), "/etc"]);
+  sh("umoci", ["insert", "--image", `${layout}:${tag}`, join(dir, "usr"), "/usr"]);
+}
+
+const rawDigest = (ref, flags = []) => "sha256:" + createHash("sha256").update(sh("skopeo", ["inspect", "--raw", ...flags, ref])).digest("hex");
+
+before(async () => {
+  if (skip) return;
+  reg = await registry();
+  host = reg.url.replace("http://", "");
+  work = mkdtempSync(join(tmpdir(), "clients-"));
+  sh("umoci", ["init", "--layout", join(work, "img")]);
+  buildImage(join(work, "img"), "v1", "one");
+});
+
+after(async () => {
+  if (skip) return;
+  await reg.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+test("skopeo copy in, list tags, restart, copy out: digests match", { skip }, async () => {
+  const src = `oci:${join(work, "img")}:v1`;
+  sh("skopeo", ["copy", "--dest-tls-verify=false", src, `docker://${host}/clients/img:v1`]);
+  const tags = JSON.parse(sh("skopeo", ["list-tags", "--tls-verify=false", `docker://${host}/clients/img`]));
+  assert.deepEqual(tags.Tags, ["v1"]);
+  await reg.restart();
+  host = reg.url.replace("http://", "");
+  const out = `oci:${join(work, "out")}:v1`;
+  sh("skopeo", ["copy", "--src-tls-verify=false", `docker://${host}/clients/img:v1`, out]);
+  assert.equal(rawDigest(out), rawDigest(src));
+  assert.equal(rawDigest(`docker://${host}/clients/img:v1`, ["--tls-verify=false"]), rawDigest(src));
+});
+
+test("podman pulls the image and pushes it under a new name", { skip }, async () => {
+  const storage = ["--root", join(work, "podman-root"), "--runroot", join(work, "podman-run"), "--storage-driver", "vfs"];
+  sh("podman", [...storage, "pull", "--tls-verify=false", `${host}/clients/img:v1`]);
+  sh("podman", [...storage, "push", "--tls-verify=false", `${host}/clients/img:v1`, `${host}/clients/copy:v2`]);
+  const tags = JSON.parse(sh("skopeo", ["list-tags", "--tls-verify=false", `docker://${host}/clients/copy`]));
+  assert.deepEqual(tags.Tags, ["v2"]);
+  const res = await reg.fetch(`/v2/clients/copy/manifests/v2`);
+  assert.equal(res.status, 200);
+});
+
+test("skopeo copy --all pushes a multi-platform OCI index", { skip }, async () => {
+  const layout = join(work, "multi");
+  sh("umoci", ["init", "--layout", layout]);
+  buildImage(layout, "amd64", "amd");
+  buildImage(layout, "arm64", "arm");
+  // Put both images under one image index, as a multi-platform image is laid out.
+  const index = JSON.parse(readFileSync(join(layout, "index.json"), "utf8"));
+  const platform = { amd64: { architecture: "amd64", os: "linux" }, arm64: { architecture: "arm64", os: "linux" } };
+  const manifests = index.manifests.map((m) => {
+    const arch = m.annotations["org.opencontainers.image.ref.name"];
+    return { mediaType: m.mediaType, digest: m.digest, size: m.size, platform: platform[arch] };
+  });
+  const child = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }));
+  const hex = createHash("sha256").update(child).digest("hex");
+  writeFileSync(join(layout, "blobs", "sha256", hex), child);
+  index.manifests = [{ mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${hex}`, size: child.length, annotations: { "org.opencontainers.image.ref.name": "multi" } }];
+  writeFileSync(join(layout, "index.json"), JSON.stringify(index));
+  sh("skopeo", ["copy", "--all", "--dest-tls-verify=false", `oci:${layout}:multi`, `docker://${host}/clients/multi:latest`]);
+  const res = await reg.fetch(`/v2/clients/multi/manifests/latest`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "application/vnd.oci.image.index.v1+json");
+  assert.equal(res.headers.get("docker-content-digest"), `sha256:${hex}`);
+  for (const m of manifests) {
+    const child = await reg.fetch(`/v2/clients/multi/manifests/${m.digest}`, { method: "HEAD" });
+    assert.equal(child.status, 200);
+  }
+});
