@@ -1,0 +1,22 @@
+// The benchmark baseline: a plain JavaScript worker on the same emulator. PUT /<key> streams
+// the body through crypto.DigestStream and into the bucket together (tee); GET /<key> hands the
+// bucket object's stream to the response.
+export default {
+  async fetch(request, env) {
+    const key = new URL(request.url).pathname.slice(1);
+    if (request.method === "PUT") {
+      const len = Number(request.headers.get("content-length"));
+      const [a, b] = request.body.tee();
+      const digest = new crypto.DigestStream("SHA-256");
+      const { readable, writable } = new FixedLengthStream(len);
+      const [hex] = await Promise.all([
+        a.pipeTo(digest).then(() => digest.digest).then((d) => [...new Uint8Array(d)].map((x) => x.toString(16).padStart(2, "0")).join("")),
+        b.pipeTo(writable),
+        env.BLOBS.put(key, readable),
+      ]);
+      return new Response(hex, { status: 201 });
+    }
+    const obj = await env.BLOBS.get(key);
+    return obj ? new Response(obj.body) : new Response("not found", { status: 404 });
+  },
+};
