@@ -260,6 +260,18 @@ test("referrers: subject accepted before it exists, filter, annotations", async 
   res = await reg.fetch(`/v2/${name}/referrers/${subject}?artifactType=application/x.other`);
   assert.equal(res.headers.get("oci-filters-applied"), "artifactType");
   assert.equal((await res.json()).manifests.length, 0);
+  const sbom = imageManifest(config, [], { artifactType: "application/x.sbom", subject: { mediaType: OCI_MANIFEST, digest: subject, size: 11 } });
+  assert.equal((await putManifest(reg, name, "sbom", sbom)).status, 201);
+  res = await reg.fetch(`/v2/${name}/referrers/${subject}?n=1`);
+  const first = (await res.json()).manifests;
+  assert.equal(first.length, 1);
+  const link = res.headers.get("link");
+  assert.match(link, /rel="next"/);
+  res = await reg.fetch(link.slice(1, link.indexOf(">")));
+  const second = (await res.json()).manifests;
+  assert.equal(second.length, 1);
+  assert.notEqual(first[0].digest, second[0].digest);
+  assert.equal(res.headers.get("link"), null);
   res = await reg.fetch(`/v2/${name}/referrers/${sha256(Buffer.from("none"))}`);
   assert.equal(res.status, 200);
   assert.deepEqual((await res.json()).manifests, []);

@@ -3,20 +3,26 @@
 use serde_json::json;
 use worker::Response;
 
-use super::json_reply;
+use super::{json_reply, pagination};
 use crate::app::Context;
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::name::RepoName;
+use crate::routes::{next_link, percent_encode};
 use crate::storage::manifests;
 
 pub async fn get(cx: &Context<'_>, name: &RepoName, subject: &Digest) -> Result<Response> {
     let filter = cx.query("artifactType").filter(|t| !t.is_empty());
-    let descriptors = manifests::referrers(&cx.app.r2, name, subject, filter).await?;
+    let (n, last) = pagination(cx)?;
+    let (descriptors, page) = manifests::referrers(&cx.app.r2, name, subject, filter, last.as_deref(), n).await?;
     let mut headers = vec![("Content-Type", OCI_INDEX.to_string())];
     if filter.is_some() {
         headers.push(("OCI-Filters-Applied", "artifactType".to_string()));
+    }
+    if let Some(l) = page.items.last().filter(|_| page.more) {
+        let extra = filter.map(|t| format!("&artifactType={}", percent_encode(t))).unwrap_or_default();
+        headers.push(("Link", next_link(&format!("/v2/{name}/referrers/{subject}"), n, l, &extra)));
     }
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors});
     let mut resp = json_reply(200, &[], &index)?;

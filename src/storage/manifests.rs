@@ -235,32 +235,28 @@ pub async fn catalog<B: Bucket + ?Sized>(bucket: &B, last: Option<&str>, n: usiz
     list_page(bucket, &PathSpec::Catalog.key(), last, n).await
 }
 
-/// The referrers of `subject` in `name`, optionally filtered by artifact type, as descriptors.
+/// One page of the referrers of `subject` in `name` (after the cursor `last`, at most `n`
+/// entries), filtered by artifact type, as descriptors; `Page::items` holds the cursors.
 pub async fn referrers<B: Bucket + ?Sized>(
     bucket: &B,
     name: &RepoName,
     subject: &Digest,
     artifact_type: Option<&str>,
-) -> Result<Vec<Value>> {
+    last: Option<&str>,
+    n: usize,
+) -> Result<(Vec<Value>, Page)> {
     let prefix = PathSpec::Referrers { name, subject }.key();
+    let page = list_page(bucket, &prefix, last, n).await?;
+    let bodies = join_all(page.items.iter().map(|item| bucket.get_owned(format!("{prefix}{item}")))).await;
     let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = bucket.list(&prefix, after.as_deref(), super::MAX_PAGE).await?;
-        let bodies = join_all(page.keys.iter().map(|k| bucket.get(k))).await;
-        for body in bodies {
-            let Some((bytes, _)) = body? else { continue };
-            let d: Value = serde_json::from_slice(&bytes).map_err(RegistryError::internal)?;
-            if artifact_type.is_none_or(|t| d.get("artifactType").and_then(Value::as_str) == Some(t)) {
-                out.push(d);
-            }
-        }
-        after = page.keys.last().cloned();
-        if !page.truncated {
-            break;
+    for body in bodies {
+        let Some((bytes, _)) = body? else { continue };
+        let d: Value = serde_json::from_slice(&bytes).map_err(RegistryError::internal)?;
+        if artifact_type.is_none_or(|t| d.get("artifactType").and_then(Value::as_str) == Some(t)) {
+            out.push(d);
         }
     }
-    Ok(out)
+    Ok((out, page))
 }
 
 #[cfg(test)]
@@ -387,14 +383,21 @@ mod tests {
             let s1 = put(&b, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None).await.unwrap();
             assert_eq!(s1.subject.as_ref(), Some(&subject));
             let s2 = put(&b, &n, &tag("sbom"), image(&c, &l, &sbom), None).await.unwrap();
-            let all = referrers(&b, &n, &subject, None).await.unwrap();
+            let (all, page) = referrers(&b, &n, &subject, None, None, 10).await.unwrap();
             assert_eq!(all.len(), 2);
-            let sigs = referrers(&b, &n, &subject, Some("application/x.sig")).await.unwrap();
+            assert!(!page.more);
+            let (first, page) = referrers(&b, &n, &subject, None, None, 1).await.unwrap();
+            assert_eq!(first.len(), 1);
+            assert!(page.more);
+            let (second, _) = referrers(&b, &n, &subject, None, page.items.last().map(String::as_str), 1).await.unwrap();
+            assert_eq!(second.len(), 1);
+            assert_ne!(first[0]["digest"], second[0]["digest"]);
+            let (sigs, _) = referrers(&b, &n, &subject, Some("application/x.sig"), None, 10).await.unwrap();
             assert_eq!(sigs.len(), 1);
             assert_eq!(sigs[0]["digest"], s1.digest.to_string());
             assert_eq!(sigs[0]["annotations"]["a"], "b");
             delete(&b, &n, &Reference::Digest(s2.digest)).await.unwrap();
-            assert_eq!(referrers(&b, &n, &subject, None).await.unwrap().len(), 1);
+            assert_eq!(referrers(&b, &n, &subject, None, None, 10).await.unwrap().0.len(), 1);
         });
     }
 

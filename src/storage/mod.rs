@@ -48,6 +48,10 @@ pub struct Listing {
 pub trait Bucket {
     /// The object's bytes and etag.
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>>;
+    /// [`Bucket::get`] for a key the future owns (handy for concurrent reads).
+    async fn get_owned(&self, key: String) -> Result<Option<(Vec<u8>, String)>> {
+        self.get(&key).await
+    }
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
     /// Stores `bytes`; returns the new etag, or `None` when the condition failed.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: Option<&str>, cond: PutIf) -> Result<Option<String>>;
