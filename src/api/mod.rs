@@ -68,6 +68,12 @@ pub fn error_reply(e: &RegistryError) -> Result<Response> {
     reply(e.status(), &headers, ResponseBody::Body(e.body().into_bytes()))
 }
 
+/// The `Link` header to the page after `page`, if there is one.
+pub fn next_page_link(page: &crate::storage::manifests::Page, path: &str, n: usize, extra_query: &str) -> Option<(&'static str, String)> {
+    let last = page.items.last().filter(|_| page.more)?;
+    Some(("Link", crate::routes::next_link(path, n, last, extra_query)))
+}
+
 /// `n` and `last` of a paginated list; `n` absent means one full page.
 pub fn pagination(cx: &Context<'_>) -> Result<(usize, Option<String>)> {
     let n = match cx.query("n") {

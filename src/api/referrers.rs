@@ -3,13 +3,13 @@
 use serde_json::json;
 use worker::Response;
 
-use super::{json_reply, pagination};
+use super::{json_reply, next_page_link, pagination};
 use crate::app::Context;
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::name::RepoName;
-use crate::routes::{next_link, percent_encode};
+use crate::routes::percent_encode;
 use crate::storage::manifests;
 
 pub async fn get(cx: &Context<'_>, name: &RepoName, subject: &Digest) -> Result<Response> {
@@ -20,10 +20,8 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, subject: &Digest) -> Result<
     if filter.is_some() {
         headers.push(("OCI-Filters-Applied", "artifactType".to_string()));
     }
-    if let Some(l) = page.items.last().filter(|_| page.more) {
-        let extra = filter.map(|t| format!("&artifactType={}", percent_encode(t))).unwrap_or_default();
-        headers.push(("Link", next_link(&format!("/v2/{name}/referrers/{subject}"), n, l, &extra)));
-    }
+    let extra = filter.map(|t| format!("&artifactType={}", percent_encode(t))).unwrap_or_default();
+    headers.extend(next_page_link(&page, &format!("/v2/{name}/referrers/{subject}"), n, &extra));
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors});
     let mut resp = json_reply(200, &[], &index)?;
     for (k, v) in headers {
