@@ -1,5 +1,5 @@
 // Starts the built worker (build/index.js) on the emulator with the same bindings as
-// wrangler.toml: R2 bucket BLOBS, KV namespace META, persisted under `dataDir`.
+// wrangler.toml: R2 bucket BLOBS, KV namespace META, and the edge cache, persisted under `dataDir`.
 import { Miniflare } from "miniflare";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,7 @@ export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
     kvNamespaces: ["META"],
     r2Persist: join(dataDir, "r2"),
     kvPersist: join(dataDir, "kv"),
+    cachePersist: join(dataDir, "cache"),
     bindings,
     host: "127.0.0.1",
     port,

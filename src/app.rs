@@ -1,12 +1,15 @@
 //! The App (configuration and bindings, built from the worker's `Env`) and the per-request
 //! Context handed to handlers.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasm_bindgen::prelude::*;
 use worker::{Env, Request};
 
 use crate::oci::error::{Code, RegistryError, Result};
+use crate::storage::edge::Edge;
+use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
 use crate::storage::uploads::TokenKey;
 
@@ -24,6 +27,13 @@ const DEV_SECRET: &str = "edge-registry-development-secret";
 /// Default request-body ceiling: the edge platform's 100 MB on Free/Pro plans.
 pub const DEFAULT_MAX_BODY: u64 = 100_000_000;
 
+/// Default lifetime of cached facts, in seconds: how long another data centre may still serve
+/// a deleted blob link or manifest revision.
+pub const DEFAULT_CACHE_TTL: u32 = 3600;
+
+/// Default largest blob kept in the edge cache (the platform caches objects up to 512 MB).
+pub const DEFAULT_BLOB_CACHE_MAX: u64 = 500_000_000;
+
 pub struct Config {
     pub token_key: TokenKey,
     pub max_body: u64,
@@ -33,11 +43,14 @@ pub struct Config {
 
 pub struct App {
     pub r2: R2,
+    pub edge: Edge,
+    pub meter: Rc<Meter>,
     pub config: Config,
 }
 
 impl App {
-    pub fn from_env(env: &Env) -> Result<Self> {
+    /// The bindings and configuration for one request to `origin`.
+    pub async fn from_env(env: &Env, origin: &str) -> Result<Self> {
         let bucket = env.bucket("BLOBS").map_err(|e| RegistryError::internal(format!("R2 binding BLOBS: {e}")))?;
         let var = |name: &str| env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
         let secret = env.secret("UPLOAD_SECRET").ok().map(|s| s.to_string()).or_else(|| var("UPLOAD_SECRET"));
@@ -48,8 +61,21 @@ impl App {
             DEV_SECRET.to_string()
         });
         let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
+        let meter = Rc::new(Meter::new());
+        let seconds = |name: &str, default: u32| number(name).map(|n| n.min(u32::MAX as u64) as u32).unwrap_or(default);
+        let edge = Edge::open(
+            origin,
+            env.kv("META").ok(),
+            meter.clone(),
+            seconds("CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL),
+            seconds("TAG_CACHE_SECONDS", 0),
+            number("BLOB_CACHE_MAX_BYTES").unwrap_or(DEFAULT_BLOB_CACHE_MAX),
+        )
+        .await;
         Ok(App {
-            r2: R2 { bucket },
+            r2: R2::new(bucket, meter.clone()),
+            edge,
+            meter,
             config: Config {
                 token_key: TokenKey::new(secret.as_bytes()),
                 max_body: number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
@@ -64,6 +90,8 @@ pub struct Context<'a> {
     pub app: &'a App,
     pub req: Request,
     pub query: Vec<(String, String)>,
+    /// The platform's context, for work that finishes after the response (`wait_until`).
+    pub worker: &'a worker::Context,
 }
 
 impl Context<'_> {

@@ -24,27 +24,34 @@ mod entry {
     use crate::app::{App, Context};
     use crate::oci::error::RegistryError;
     use crate::routes::{query_pairs, Route};
+    use crate::storage::meter;
 
     #[event(fetch)]
-    async fn fetch(req: Request, env: Env, _ctx: WorkerContext) -> Result<Response> {
+    async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
         let url = req.url()?;
         let path = url.path().to_string();
         let method = req.method();
+        let mut meter = None;
         let outcome = async {
             let route = Route::parse(&path)?;
-            let app = App::from_env(&env)?;
+            let app = App::from_env(&env, &url.origin().ascii_serialization()).await?;
+            meter = Some(app.meter.clone());
             let query = query_pairs(url.query().unwrap_or(""));
-            api::handle(route, Context { app: &app, req, query }).await
+            api::handle(route, Context { app: &app, req, query, worker: &ctx }).await
         }
         .await;
-        match outcome {
-            Ok(resp) => Ok(resp),
+        let mut resp = match outcome {
+            Ok(resp) => resp,
             Err(e) => {
                 if e.status() >= 500 {
                     worker::console_error!("{method:?} {path}: {e}");
                 }
-                api::error_reply(&e).or_else(|e: RegistryError| Response::error(e.to_string(), 500))
+                api::error_reply(&e).or_else(|e: RegistryError| Response::error(e.to_string(), 500))?
             }
+        };
+        if let Some(meter) = meter {
+            resp.headers_mut().set(meter::HEADER, &meter.summary())?;
         }
+        Ok(resp)
     }
 }

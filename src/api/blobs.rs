@@ -1,7 +1,9 @@
-//! `/v2/<name>/blobs/<digest>`: GET, HEAD, DELETE. The bytes are R2's own stream handed to
-//! the response; they never pass through wasm.
+//! `/v2/<name>/blobs/<digest>`: GET, HEAD, DELETE. The repository's link is checked on every
+//! request (through the fact cache); the bytes come from the edge cache when this data centre
+//! has them, else from R2, whose stream is handed to the response (and teed into the edge
+//! cache on a full GET). Blob bytes never pass through wasm.
 
-use worker::{Range, Response, ResponseBody};
+use worker::{Response, ResponseBody};
 
 use super::reply;
 use crate::app::Context;
@@ -10,13 +12,20 @@ use crate::oci::digest::Digest;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::storage::blobs;
+use crate::storage::paths::PathSpec;
 
 fn unknown(digest: &Digest) -> RegistryError {
     RegistryError::new(Code::BlobUnknown, digest.to_string())
 }
 
+/// Whether an `If-None-Match` header matches the entity tag `etag`.
+pub fn none_match(header: Option<String>, etag: &str) -> bool {
+    header.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
 pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: bool) -> Result<Response> {
-    let desc = blobs::linked(&cx.app.r2, name, digest).await?.ok_or_else(|| unknown(digest))?;
+    let app = cx.app;
+    let desc = blobs::linked_for_pull(&app.r2, &app.edge, name, digest).await?.ok_or_else(|| unknown(digest))?;
     let etag = format!("\"{digest}\"");
     let mut headers = vec![
         ("Docker-Content-Digest", digest.to_string()),
@@ -25,11 +34,10 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: 
         ("Cache-Control", "public, max-age=31536000, immutable".to_string()),
         ("Content-Type", "application/octet-stream".to_string()),
     ];
-    if cx.header("if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if none_match(cx.header("if-none-match"), &etag) {
         return reply(304, &headers, ResponseBody::Empty);
     }
-    let range = blob_range(cx.header("range").as_deref(), desc.size);
-    let (status, r2_range) = match range {
+    let (status, range) = match blob_range(cx.header("range").as_deref(), desc.size) {
         RangeRequest::Whole => (200, None),
         RangeRequest::Part { start, end } => {
             headers.push(("Content-Range", format!("bytes {start}-{end}/{}", desc.size)));
@@ -42,29 +50,43 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: 
             return Ok(resp);
         }
     };
-    let length = r2_range.map(|(s, e)| e - s + 1).unwrap_or(desc.size);
+    let length = range.map(|(s, e)| e - s + 1).unwrap_or(desc.size);
     headers.push(("Content-Length", length.to_string()));
-    if !with_body {
+    if !with_body || length == 0 {
         return reply(status, &headers, ResponseBody::Empty);
     }
-    let mut get = cx.app.r2.bucket.get(&desc.object);
-    if let Some((offset, end)) = r2_range {
-        get = get.range(Range::OffsetWithLength { offset, length: end - offset + 1 });
+
+    let cacheable = desc.size <= app.edge.blob_max;
+    if cacheable {
+        let wanted = range.map(|(s, e)| format!("bytes={s}-{e}"));
+        if let Some(hit) = app.edge.blob(digest, wanted).await {
+            if hit.status == status {
+                return reply(status, &headers, hit.body.map(ResponseBody::Stream).unwrap_or(ResponseBody::Empty));
+            }
+            worker::console_warn!("edge cache answered {} for a {status} of {digest}; reading the bucket", hit.status);
+        }
     }
-    let obj = get
-        .execute()
-        .await
-        .map_err(|e| RegistryError::internal(format!("get blob {digest}: {e}")))?
-        .ok_or_else(|| RegistryError::internal(format!("blob {digest} bytes missing at {}", desc.object)))?;
-    let body = match obj.body() {
-        Some(b) => b.response_body().map_err(RegistryError::internal)?,
-        None => ResponseBody::Empty,
+    let Some(stream) = app.r2.open(&desc.object, range).await? else {
+        // The link outlived the bytes (a cached link to a collected blob): forget it.
+        crate::storage::facts::forget(&app.edge, &[PathSpec::LayerLink { name, digest }]).await;
+        return Err(unknown(digest));
     };
-    reply(status, &headers, body)
+    let stream = if cacheable && range.is_none() {
+        let (served, caching) = app.edge.cache_blob(digest, desc.size, stream);
+        if let Some(p) = caching {
+            cx.worker.wait_until(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+            });
+        }
+        served
+    } else {
+        stream
+    };
+    reply(status, &headers, ResponseBody::Stream(stream))
 }
 
 pub async fn delete(cx: &Context<'_>, name: &RepoName, digest: &Digest) -> Result<Response> {
-    if !blobs::unlink(&cx.app.r2, name, digest).await? {
+    if !blobs::unlink(&cx.app.r2, &cx.app.edge, name, digest).await? {
         return Err(unknown(digest));
     }
     reply(202, &[], ResponseBody::Empty)

@@ -11,24 +11,33 @@ use crate::routes::manifest_url;
 use crate::storage::manifests;
 
 pub async fn get(cx: &Context<'_>, name: &RepoName, reference: &Reference, with_body: bool) -> Result<Response> {
-    let r2 = &cx.app.r2;
-    if !with_body {
-        let (digest, rev) = manifests::stat(r2, name, reference).await?;
-        let headers = [
-            ("Content-Type", rev.media_type),
-            ("Content-Length", rev.size.to_string()),
-            ("Docker-Content-Digest", digest.to_string()),
-            ("ETag", format!("\"{digest}\"")),
-        ];
-        return reply(200, &headers, ResponseBody::Empty);
-    }
-    let m = manifests::get(r2, name, reference).await?;
-    let headers = [
-        ("Content-Type", m.media_type),
-        ("Docker-Content-Digest", m.digest.to_string()),
-        ("ETag", format!("\"{}\"", m.digest)),
+    let (r2, edge) = (&cx.app.r2, &cx.app.edge);
+    let (digest, media_type, size, body) = if with_body {
+        let m = manifests::get(r2, edge, name, reference).await?;
+        let size = m.bytes.len() as u64;
+        (m.digest, m.media_type, size, ResponseBody::Body(m.bytes))
+    } else {
+        let (digest, rev) = manifests::stat(r2, edge, name, reference).await?;
+        (digest, rev.media_type, rev.size, ResponseBody::Empty)
+    };
+    let etag = format!("\"{digest}\"");
+    let mut headers = vec![
+        ("Content-Type", media_type),
+        ("Docker-Content-Digest", digest.to_string()),
+        ("ETag", etag.clone()),
+        ("Content-Length", size.to_string()),
     ];
-    reply(200, &headers, ResponseBody::Body(m.bytes))
+    if matches!(reference, Reference::Digest(_)) {
+        // Addressed by content: never changes. By tag: revalidate every time.
+        headers.push(("Cache-Control", "public, max-age=31536000, immutable".to_string()));
+    } else {
+        headers.push(("Cache-Control", "no-cache".to_string()));
+    }
+    if super::blobs::none_match(cx.header("if-none-match"), &etag) {
+        headers.retain(|(k, _)| *k != "Content-Length");
+        return reply(304, &headers, ResponseBody::Empty);
+    }
+    reply(200, &headers, body)
 }
 
 pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {
@@ -37,7 +46,7 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
     }
     let content_type = cx.header("content-type");
     let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
-    let stored = manifests::put(&cx.app.r2, name, reference, bytes, content_type.as_deref()).await?;
+    let stored = manifests::put(&cx.app.r2, &cx.app.edge, name, reference, bytes, content_type.as_deref()).await?;
     let mut headers = vec![
         ("Location", manifest_url(name, &stored.digest.to_string())),
         ("Docker-Content-Digest", stored.digest.to_string()),
@@ -49,6 +58,6 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
 }
 
 pub async fn delete(cx: &Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {
-    manifests::delete(&cx.app.r2, name, reference).await?;
+    manifests::delete(&cx.app.r2, &cx.app.edge, name, reference).await?;
     reply(202, &[], ResponseBody::Empty)
 }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::facts::{self, FactCache};
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
@@ -46,9 +47,16 @@ pub async fn linked<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Di
     }
 }
 
-/// Whether `name` links `digest`, without reading the link.
-pub async fn is_linked<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<bool> {
-    Ok(bucket.head(&PathSpec::LayerLink { name, digest }.key()).await?.is_some())
+/// [`linked`] for serving a pull: read through the fact cache.
+pub async fn linked_for_pull<B, F>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest) -> Result<Option<BlobDescriptor>>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    match facts::read(bucket, facts, &PathSpec::LayerLink { name, digest }).await? {
+        Some(bytes) => Ok(Some(BlobDescriptor::from_json(&bytes)?)),
+        None => Ok(None),
+    }
 }
 
 /// Links `digest` into `name`.
@@ -57,14 +65,20 @@ pub async fn link<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Dige
     Ok(())
 }
 
-/// Removes `name`'s link to `digest`; false when there was none. The shared bytes stay for
-/// other repositories (garbage collection reclaims unreferenced blobs).
-pub async fn unlink<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<bool> {
-    let key = PathSpec::LayerLink { name, digest }.key();
+/// Removes `name`'s link to `digest` (and its cached copies); false when there was none. The
+/// shared bytes stay for other repositories (garbage collection reclaims unreferenced blobs).
+pub async fn unlink<B, F>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest) -> Result<bool>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    let spec = PathSpec::LayerLink { name, digest };
+    let key = spec.key();
     if bucket.head(&key).await?.is_none() {
         return Ok(false);
     }
     bucket.delete(&[key]).await?;
+    facts::forget(facts, &[spec]).await;
     Ok(true)
 }
 
@@ -111,13 +125,14 @@ pub async fn mount<B: Bucket + ?Sized>(
 mod tests {
     use super::*;
     use crate::oci::digest::Algorithm;
-    use crate::storage::memory::MemoryBucket;
+    use crate::storage::memory::{MemoryBucket, MemoryFacts};
     use futures_executor::block_on;
 
     #[test]
     fn commit_link_mount_unlink() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let a = RepoName::parse("a").unwrap();
             let c = RepoName::parse("c").unwrap();
             let d = Digest::of(Algorithm::Sha256, b"hello");
@@ -133,10 +148,14 @@ mod tests {
             let e = RepoName::parse("e").unwrap();
             assert!(mount(&b, &e, &RepoName::parse("zzz").unwrap(), &d).await.unwrap().is_none());
             assert!(mount(&b, &e, &a, &d).await.unwrap().is_some());
-            assert!(is_linked(&b, &e, &d).await.unwrap());
-            assert!(unlink(&b, &a, &d).await.unwrap());
-            assert!(!unlink(&b, &a, &d).await.unwrap());
-            assert!(!is_linked(&b, &a, &d).await.unwrap());
+            assert!(linked(&b, &e, &d).await.unwrap().is_some());
+            // A pull reads the link once; unlinking forgets the cached copy.
+            assert!(linked_for_pull(&b, &f, &a, &d).await.unwrap().is_some());
+            assert!(!f.is_empty());
+            assert!(unlink(&b, &f, &a, &d).await.unwrap());
+            assert!(!unlink(&b, &f, &a, &d).await.unwrap());
+            assert!(linked(&b, &a, &d).await.unwrap().is_none());
+            assert!(linked_for_pull(&b, &f, &a, &d).await.unwrap().is_none());
             assert!(descriptor(&b, &d).await.unwrap().is_some());
         });
     }

@@ -3,12 +3,15 @@
 //! A PUT stores the bytes under their digest (`BlobData`, with the media type as the object's
 //! content type), then links the revision, then the tag, the referrers entry and the catalog
 //! entry, in that order: a reader that sees a tag always finds the revision behind it.
+//! Pulls ([`stat`], [`get`]) read through the fact cache; writes and deletes read the bucket
+//! and forget what they change.
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::blobs::BlobDescriptor;
+use super::facts::{self, FactCache};
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
 use crate::oci::digest::{Algorithm, Digest};
@@ -46,8 +49,9 @@ fn unknown(reference: &impl std::fmt::Display) -> RegistryError {
 }
 
 /// Stores a manifest pushed to `name` under `reference`.
-pub async fn put<B: Bucket + ?Sized>(
+pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     bucket: &B,
+    facts: &F,
     name: &RepoName,
     reference: &Reference,
     bytes: Vec<u8>,
@@ -80,6 +84,7 @@ pub async fn put<B: Bucket + ?Sized>(
     if let Reference::Tag(tag) = reference {
         bucket.put(&PathSpec::TagCurrent { name, tag }.key(), digest.to_string().into_bytes(), None, PutIf::Always).await?;
         bucket.put(&PathSpec::TagIndexEntry { name, digest: &digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
+        facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
     }
     if let Some(subject) = &parsed.subject {
         let entry = referrer_descriptor(&parsed, &digest, size);
@@ -120,13 +125,19 @@ fn referrer_descriptor(parsed: &ParsedManifest, digest: &Digest, size: u64) -> V
     d
 }
 
+fn parse_tag_link(name: &RepoName, tag: &Tag, bytes: &[u8]) -> Result<Digest> {
+    let s = String::from_utf8_lossy(bytes);
+    Digest::parse(&s).map_err(|_| RegistryError::internal(format!("corrupt tag link {name}:{tag}")))
+}
+
+fn parse_revision(bytes: &[u8]) -> Result<Revision> {
+    serde_json::from_slice(bytes).map_err(|e| RegistryError::internal(format!("corrupt revision link: {e}")))
+}
+
 /// The digest a tag points at.
 pub async fn resolve_tag<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
     match bucket.get(&PathSpec::TagCurrent { name, tag }.key()).await? {
-        Some((bytes, _)) => {
-            let s = String::from_utf8_lossy(&bytes);
-            Ok(Some(Digest::parse(&s).map_err(|_| RegistryError::internal(format!("corrupt tag link {name}:{tag}")))?))
-        }
+        Some((bytes, _)) => Ok(Some(parse_tag_link(name, tag, &bytes)?)),
         None => Ok(None),
     }
 }
@@ -134,46 +145,62 @@ pub async fn resolve_tag<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, tag: &
 /// The revision link of `digest` in `name`.
 pub async fn revision<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<Option<Revision>> {
     match bucket.get(&PathSpec::ManifestRevision { name, digest }.key()).await? {
-        Some((bytes, _)) => Ok(Some(
-            serde_json::from_slice(&bytes).map_err(|e| RegistryError::internal(format!("corrupt revision link: {e}")))?,
-        )),
+        Some((bytes, _)) => Ok(Some(parse_revision(&bytes)?)),
         None => Ok(None),
     }
 }
 
-/// Resolves `reference` to a digest and revision, or MANIFEST_UNKNOWN.
-pub async fn stat<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: &Reference) -> Result<(Digest, Revision)> {
+/// Resolves `reference` to a digest and revision for a pull, or MANIFEST_UNKNOWN.
+pub async fn stat<B: Bucket + ?Sized, F: FactCache + ?Sized>(
+    bucket: &B,
+    facts: &F,
+    name: &RepoName,
+    reference: &Reference,
+) -> Result<(Digest, Revision)> {
     let digest = match reference {
         Reference::Digest(d) => d.clone(),
-        Reference::Tag(t) => resolve_tag(bucket, name, t).await?.ok_or_else(|| unknown(reference))?,
+        Reference::Tag(tag) => match facts::read(bucket, facts, &PathSpec::TagCurrent { name, tag }).await? {
+            Some(bytes) => parse_tag_link(name, tag, &bytes)?,
+            None => return Err(unknown(reference)),
+        },
     };
-    let rev = revision(bucket, name, &digest).await?.ok_or_else(|| unknown(reference))?;
+    let rev = match facts::read(bucket, facts, &PathSpec::ManifestRevision { name, digest: &digest }).await? {
+        Some(bytes) => parse_revision(&bytes)?,
+        None => return Err(unknown(reference)),
+    };
     Ok((digest, rev))
 }
 
-/// The manifest bytes and media type.
-pub async fn get<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: &Reference) -> Result<Fetched> {
-    let (digest, rev) = stat(bucket, name, reference).await?;
-    let (bytes, _) = bucket
-        .get(&PathSpec::BlobData { digest: &digest }.key())
+/// The manifest bytes and media type, for a pull.
+pub async fn get<B: Bucket + ?Sized, F: FactCache + ?Sized>(
+    bucket: &B,
+    facts: &F,
+    name: &RepoName,
+    reference: &Reference,
+) -> Result<Fetched> {
+    let (digest, rev) = stat(bucket, facts, name, reference).await?;
+    let bytes = facts::read(bucket, facts, &PathSpec::BlobData { digest: &digest })
         .await?
         .ok_or_else(|| RegistryError::internal(format!("manifest bytes missing for {digest}")))?;
     Ok(Fetched { digest, media_type: rev.media_type, bytes })
 }
 
 /// DELETE by digest removes the revision, every tag still pointing at it and its referrers
-/// entry; DELETE by tag removes only the tag.
-pub async fn delete<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: &Reference) -> Result<()> {
+/// entry; DELETE by tag removes only the tag. Cached copies are forgotten.
+pub async fn delete<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, reference: &Reference) -> Result<()> {
     match reference {
         Reference::Tag(tag) => {
             let digest = resolve_tag(bucket, name, tag).await?.ok_or_else(|| unknown(reference))?;
             bucket
                 .delete(&[PathSpec::TagCurrent { name, tag }.key(), PathSpec::TagIndexEntry { name, digest: &digest, tag }.key()])
-                .await
+                .await?;
+            facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
+            Ok(())
         }
         Reference::Digest(digest) => {
             let rev = revision(bucket, name, digest).await?.ok_or_else(|| unknown(reference))?;
             let mut doomed = vec![PathSpec::ManifestRevision { name, digest }.key()];
+            let mut doomed_tags = Vec::new();
             let index_prefix = PathSpec::TagIndex { name, digest }.key();
             let mut after: Option<String> = None;
             loop {
@@ -182,6 +209,7 @@ pub async fn delete<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: 
                     let tag = Tag::parse(&key[index_prefix.len()..]).map_err(RegistryError::internal)?;
                     if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
                         doomed.push(PathSpec::TagCurrent { name, tag: &tag }.key());
+                        doomed_tags.push(tag);
                     }
                     doomed.push(key.clone());
                 }
@@ -193,7 +221,11 @@ pub async fn delete<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, reference: 
             if let Some(subject) = rev.subject.as_deref().and_then(|s| Digest::parse(s).ok()) {
                 doomed.push(PathSpec::ReferrerEntry { name, subject: &subject, digest }.key());
             }
-            bucket.delete(&doomed).await
+            bucket.delete(&doomed).await?;
+            let mut forgotten = vec![PathSpec::ManifestRevision { name, digest }];
+            forgotten.extend(doomed_tags.iter().map(|tag| PathSpec::TagCurrent { name, tag }));
+            facts::forget(facts, &forgotten).await;
+            Ok(())
         }
     }
 }
@@ -264,7 +296,7 @@ mod tests {
     use super::*;
     use crate::oci::manifest::{OCI_INDEX, OCI_MANIFEST};
     use crate::storage::blobs;
-    use crate::storage::memory::MemoryBucket;
+    use crate::storage::memory::{MemoryBucket, MemoryFacts};
     use futures_executor::block_on;
 
     fn repo(s: &str) -> RepoName {
@@ -292,28 +324,70 @@ mod tests {
     fn put_get_tag_delete() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             let bytes = image(&c, &l, "");
-            let stored = put(&b, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST)).await.unwrap();
+            let stored = put(&b, &f, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST)).await.unwrap();
             assert_eq!(stored.digest, Digest::of(Algorithm::Sha256, &bytes));
-            put(&b, &n, &tag("v2"), bytes.clone(), None).await.unwrap();
-            let got = get(&b, &n, &tag("v1")).await.unwrap();
+            put(&b, &f, &n, &tag("v2"), bytes.clone(), None).await.unwrap();
+            let got = get(&b, &f, &n, &tag("v1")).await.unwrap();
             assert_eq!(got.bytes, bytes);
             assert_eq!(got.media_type, OCI_MANIFEST);
-            let by_digest = get(&b, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
+            let by_digest = get(&b, &f, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
             assert_eq!(by_digest.bytes, bytes);
             assert_eq!(tags(&b, &n, None, 10).await.unwrap().items, vec!["v1", "v2"]);
             // Delete by tag removes only the tag.
-            delete(&b, &n, &tag("v1")).await.unwrap();
-            assert_eq!(get(&b, &n, &tag("v1")).await.unwrap_err().code, Code::ManifestUnknown);
-            assert!(get(&b, &n, &tag("v2")).await.is_ok());
+            delete(&b, &f, &n, &tag("v1")).await.unwrap();
+            assert_eq!(get(&b, &f, &n, &tag("v1")).await.unwrap_err().code, Code::ManifestUnknown);
+            assert!(get(&b, &f, &n, &tag("v2")).await.is_ok());
             // Delete by digest removes the revision and the tags still pointing at it.
-            delete(&b, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
-            assert_eq!(get(&b, &n, &tag("v2")).await.unwrap_err().code, Code::ManifestUnknown);
+            delete(&b, &f, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
+            assert_eq!(get(&b, &f, &n, &tag("v2")).await.unwrap_err().code, Code::ManifestUnknown);
             assert!(tags(&b, &n, None, 10).await.unwrap().items.is_empty());
-            assert_eq!(delete(&b, &n, &Reference::Digest(stored.digest)).await.unwrap_err().code, Code::ManifestUnknown);
+            assert_eq!(delete(&b, &f, &n, &Reference::Digest(stored.digest)).await.unwrap_err().code, Code::ManifestUnknown);
+        });
+    }
+
+    #[test]
+    fn pulls_by_digest_are_served_from_the_fact_cache_until_deleted() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let stored = put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None).await.unwrap();
+            let by_digest = Reference::Digest(stored.digest.clone());
+            get(&b, &f, &n, &by_digest).await.unwrap();
+            let reads = b.reads();
+            assert_eq!(get(&b, &f, &n, &by_digest).await.unwrap().digest, stored.digest);
+            assert_eq!(b.reads(), reads, "a warm pull by digest reads nothing from the bucket");
+            // By tag, the tag is read fresh every time (no staleness by default).
+            get(&b, &f, &n, &tag("v1")).await.unwrap();
+            assert_eq!(b.reads(), reads + 1);
+            delete(&b, &f, &n, &by_digest).await.unwrap();
+            assert_eq!(get(&b, &f, &n, &by_digest).await.unwrap_err().code, Code::ManifestUnknown);
+            assert_eq!(stat(&b, &f, &n, &by_digest).await.unwrap_err().code, Code::ManifestUnknown);
+        });
+    }
+
+    #[test]
+    fn a_retagged_manifest_is_seen_at_once_even_with_a_tag_ttl() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let f = MemoryFacts::new(60);
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l1 = push_blob(&b, &n, b"l1").await;
+            let l2 = push_blob(&b, &n, b"l2").await;
+            put(&b, &f, &n, &tag("latest"), image(&c, &l1, ""), None).await.unwrap();
+            get(&b, &f, &n, &tag("latest")).await.unwrap();
+            let new = put(&b, &f, &n, &tag("latest"), image(&c, &l2, ""), None).await.unwrap();
+            assert_eq!(get(&b, &f, &n, &tag("latest")).await.unwrap().digest, new.digest);
+            delete(&b, &f, &n, &tag("latest")).await.unwrap();
+            assert_eq!(get(&b, &f, &n, &tag("latest")).await.unwrap_err().code, Code::ManifestUnknown);
         });
     }
 
@@ -321,14 +395,15 @@ mod tests {
     fn moved_tag_survives_deleting_old_revision() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let l1 = push_blob(&b, &n, b"l1").await;
             let l2 = push_blob(&b, &n, b"l2").await;
-            let old = put(&b, &n, &tag("latest"), image(&c, &l1, ""), None).await.unwrap();
-            let new = put(&b, &n, &tag("latest"), image(&c, &l2, ""), None).await.unwrap();
-            delete(&b, &n, &Reference::Digest(old.digest)).await.unwrap();
-            assert_eq!(get(&b, &n, &tag("latest")).await.unwrap().digest, new.digest);
+            let old = put(&b, &f, &n, &tag("latest"), image(&c, &l1, ""), None).await.unwrap();
+            let new = put(&b, &f, &n, &tag("latest"), image(&c, &l2, ""), None).await.unwrap();
+            delete(&b, &f, &n, &Reference::Digest(old.digest)).await.unwrap();
+            assert_eq!(get(&b, &f, &n, &tag("latest")).await.unwrap().digest, new.digest);
         });
     }
 
@@ -336,19 +411,20 @@ mod tests {
     fn missing_references_are_refused() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let missing = Digest::of(Algorithm::Sha256, b"nope");
-            let err = put(&b, &n, &tag("v1"), image(&c, &missing, ""), None).await.unwrap_err();
+            let err = put(&b, &f, &n, &tag("v1"), image(&c, &missing, ""), None).await.unwrap_err();
             assert_eq!(err.code, Code::ManifestBlobUnknown);
             assert_eq!(err.detail, missing.to_string());
             // A blob linked in another repository does not count.
             let other = repo("other");
             let l = push_blob(&b, &other, b"l").await;
-            assert_eq!(put(&b, &n, &tag("v1"), image(&c, &l, ""), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
+            assert_eq!(put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
             // An index needs its children in the repository.
             let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{missing}","size":1}}]}}"#);
-            assert_eq!(put(&b, &n, &tag("i"), index.into_bytes(), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
+            assert_eq!(put(&b, &f, &n, &tag("i"), index.into_bytes(), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
             assert!(!repository_exists(&b, &n).await.unwrap());
         });
     }
@@ -357,16 +433,17 @@ mod tests {
     fn digest_reference_must_match_and_size_is_bounded() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             let wrong = Reference::Digest(Digest::of(Algorithm::Sha256, b"other"));
-            assert_eq!(put(&b, &n, &wrong, image(&c, &l, ""), None).await.unwrap_err().code, Code::DigestInvalid);
+            assert_eq!(put(&b, &f, &n, &wrong, image(&c, &l, ""), None).await.unwrap_err().code, Code::DigestInvalid);
             let bytes = image(&c, &l, "");
             let sha512 = Reference::Digest(Digest::of(Algorithm::Sha512, &bytes));
-            assert!(put(&b, &n, &sha512, bytes, None).await.is_ok());
+            assert!(put(&b, &f, &n, &sha512, bytes, None).await.is_ok());
             let big = vec![b' '; manifest::MAX_MANIFEST_BYTES + 1];
-            assert_eq!(put(&b, &n, &tag("big"), big, None).await.unwrap_err().code, Code::TooLarge);
+            assert_eq!(put(&b, &f, &n, &tag("big"), big, None).await.unwrap_err().code, Code::TooLarge);
         });
     }
 
@@ -374,15 +451,16 @@ mod tests {
     fn referrers_and_filters() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             let subject = Digest::of(Algorithm::Sha256, b"not pushed");
             let sig = format!(r#","artifactType":"application/x.sig","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}},"annotations":{{"a":"b"}}"#);
             let sbom = format!(r#","artifactType":"application/x.sbom","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}}"#);
-            let s1 = put(&b, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None).await.unwrap();
+            let s1 = put(&b, &f, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None).await.unwrap();
             assert_eq!(s1.subject.as_ref(), Some(&subject));
-            let s2 = put(&b, &n, &tag("sbom"), image(&c, &l, &sbom), None).await.unwrap();
+            let s2 = put(&b, &f, &n, &tag("sbom"), image(&c, &l, &sbom), None).await.unwrap();
             let (all, page) = referrers(&b, &n, &subject, None, None, 10).await.unwrap();
             assert_eq!(all.len(), 2);
             assert!(!page.more);
@@ -396,7 +474,7 @@ mod tests {
             assert_eq!(sigs.len(), 1);
             assert_eq!(sigs[0]["digest"], s1.digest.to_string());
             assert_eq!(sigs[0]["annotations"]["a"], "b");
-            delete(&b, &n, &Reference::Digest(s2.digest)).await.unwrap();
+            delete(&b, &f, &n, &Reference::Digest(s2.digest)).await.unwrap();
             assert_eq!(referrers(&b, &n, &subject, None, None, 10).await.unwrap().0.len(), 1);
         });
     }
@@ -405,11 +483,12 @@ mod tests {
     fn pagination_is_lexical() {
         block_on(async {
             let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             for t in ["b", "a", "c10", "c9", "C"] {
-                put(&b, &n, &tag(t), image(&c, &l, ""), None).await.unwrap();
+                put(&b, &f, &n, &tag(t), image(&c, &l, ""), None).await.unwrap();
             }
             let p1 = tags(&b, &n, None, 2).await.unwrap();
             assert_eq!(p1, Page { items: vec!["C".into(), "a".into()], more: true });
@@ -419,10 +498,10 @@ mod tests {
             assert_eq!(p3, Page { items: vec!["c9".into()], more: false });
             assert_eq!(tags(&b, &n, None, 0).await.unwrap(), Page { items: vec![], more: false });
             assert_eq!(tags(&b, &repo("nope"), None, 5).await.unwrap_err().code, Code::NameUnknown);
-            put(&b, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap_err();
+            put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap_err();
             blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into() }).await.unwrap();
             blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into() }).await.unwrap();
-            put(&b, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap();
+            put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap();
             assert_eq!(catalog(&b, None, 10).await.unwrap().items, vec!["app", "app/sub"]);
             assert_eq!(catalog(&b, Some("app"), 10).await.unwrap().items, vec!["app/sub"]);
         });

@@ -1,9 +1,11 @@
-//! An in-memory [`Bucket`] for native tests, with etags and conditional puts like R2's.
+//! In-memory stand-ins for native tests: a [`Bucket`] with etags and conditional puts like
+//! R2's, counting its reads, and a [`FactCache`].
 
 use async_trait::async_trait;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use super::facts::{FactCache, Lifetime};
 use super::{Bucket, Listing, ObjectInfo, PutIf};
 use crate::oci::error::Result;
 
@@ -11,6 +13,7 @@ use crate::oci::error::Result;
 pub struct MemoryBucket {
     objects: RefCell<BTreeMap<String, (Vec<u8>, String)>>,
     next_etag: RefCell<u64>,
+    reads: RefCell<u64>,
 }
 
 impl MemoryBucket {
@@ -21,15 +24,22 @@ impl MemoryBucket {
     pub fn keys(&self) -> Vec<String> {
         self.objects.borrow().keys().cloned().collect()
     }
+
+    /// Gets and heads so far.
+    pub fn reads(&self) -> u64 {
+        *self.reads.borrow()
+    }
 }
 
 #[async_trait(?Send)]
 impl Bucket for MemoryBucket {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        *self.reads.borrow_mut() += 1;
         Ok(self.objects.borrow().get(key).cloned())
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        *self.reads.borrow_mut() += 1;
         Ok(self
             .objects
             .borrow()
@@ -70,5 +80,47 @@ impl Bucket for MemoryBucket {
         let truncated = keys.len() > limit;
         keys.truncate(limit);
         Ok(Listing { keys, truncated })
+    }
+}
+
+/// A [`FactCache`] in memory, remembering each entry's lifetime.
+pub struct MemoryFacts {
+    entries: RefCell<BTreeMap<String, (Vec<u8>, Lifetime)>>,
+    mutable_ttl: u32,
+}
+
+impl MemoryFacts {
+    pub fn new(mutable_ttl: u32) -> Self {
+        MemoryFacts { entries: RefCell::default(), mutable_ttl }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.borrow().is_empty()
+    }
+
+    pub fn lifetime_of(&self, key: &str) -> Option<Lifetime> {
+        self.entries.borrow().get(key).map(|(_, l)| *l)
+    }
+}
+
+#[async_trait(?Send)]
+impl FactCache for MemoryFacts {
+    async fn get(&self, key: &str, _lifetime: Lifetime) -> Option<Vec<u8>> {
+        self.entries.borrow().get(key).map(|(v, _)| v.clone())
+    }
+
+    async fn put(&self, key: &str, value: &[u8], lifetime: Lifetime) {
+        self.entries.borrow_mut().insert(key.to_string(), (value.to_vec(), lifetime));
+    }
+
+    async fn forget(&self, keys: &[String]) {
+        let mut entries = self.entries.borrow_mut();
+        for k in keys {
+            entries.remove(k);
+        }
+    }
+
+    fn mutable_ttl(&self) -> u32 {
+        self.mutable_ttl
     }
 }

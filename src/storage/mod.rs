@@ -2,16 +2,22 @@
 //!
 //! `paths` computes every key; the stores (`blobs`, `manifests`, `uploads`, `chunking`) say what
 //! the keys mean; `Bucket` is the narrow interface they need from the object store, implemented
-//! over R2 for the worker (`r2`, wasm only) and in memory for native tests (`memory`).
+//! over R2 for the worker (`r2`, wasm only) and in memory for native tests (`memory`). Pulls
+//! read through `facts`, a cache of immutable facts (the edge cache and KV in the worker,
+//! `edge`); `meter` counts what each request costs.
 
 pub mod blobs;
 pub mod chunking;
+pub mod facts;
 pub mod manifests;
+pub mod meter;
 pub mod paths;
 pub mod uploads;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
+#[cfg(target_arch = "wasm32")]
+pub mod edge;
 #[cfg(target_arch = "wasm32")]
 pub mod r2;
 

@@ -38,9 +38,12 @@
 //! - Everything above is authoritative in R2: a following request must see it (R2 is strongly
 //!   consistent; KV is eventually consistent, caches negative lookups and allows one write per
 //!   second per key). Upload state in particular is updated with conditional puts on its etag.
-//! - KV (namespace `META`) holds only caches of immutable facts, keyed by [`PathSpec::cache_key`]:
-//!   blob descriptors and repository blob links, positive entries only. A negative answer is
-//!   never cached: a blob that is missing now may be pushed a second later.
+//! - Caches, keyed by the same bucket keys, hold copies of what pulls read ([`PathSpec::caching`],
+//!   `facts`): the edge cache of the data centre first, then KV (namespace `META`), positive
+//!   entries only, forgotten on delete. A negative answer is never cached: a blob that is
+//!   missing now may be pushed a second later. Tag links are cached only when configured, for
+//!   a bounded time. Blob bytes are cached whole in the edge cache, keyed by digest; a
+//!   repository serves them only after its own link was found.
 
 use crate::oci::digest::Digest;
 use crate::oci::name::{RepoName, Tag};
@@ -110,13 +113,27 @@ impl PathSpec<'_> {
         }
     }
 
-    /// The KV key under which an immutable fact at this path may be cached, if it may be.
-    pub fn cache_key(&self) -> Option<String> {
+    /// Whether the value at this path may be served from the fact cache (`facts`).
+    pub fn caching(&self) -> Caching {
         match self {
-            PathSpec::BlobDescriptor { .. } | PathSpec::LayerLink { .. } => Some(self.key()),
-            _ => None,
+            PathSpec::LayerLink { .. } | PathSpec::ManifestRevision { .. } | PathSpec::BlobDescriptor { .. } => Caching::Immutable,
+            // Read through the fact cache only for manifests (at most 4 MiB); blob bytes are
+            // served as streams and cached whole in the edge cache.
+            PathSpec::BlobData { .. } => Caching::Immutable,
+            PathSpec::TagCurrent { .. } => Caching::Mutable,
+            _ => Caching::Never,
         }
     }
+}
+
+/// See [`PathSpec::caching`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    /// True until deleted: cacheable, forgotten on delete.
+    Immutable,
+    /// Changes in place (a tag): cacheable only for a configured bound, 0 by default.
+    Mutable,
+    Never,
 }
 
 #[cfg(test)]
@@ -168,12 +185,14 @@ mod tests {
     }
 
     #[test]
-    fn only_immutable_facts_are_cacheable() {
+    fn only_immutable_facts_are_cached_until_forgotten() {
         let d = Digest::of(Algorithm::Sha256, b"x");
         let n = RepoName::parse("r").unwrap();
         let t = Tag::parse("t").unwrap();
-        assert!(PathSpec::BlobDescriptor { digest: &d }.cache_key().is_some());
-        assert!(PathSpec::TagCurrent { name: &n, tag: &t }.cache_key().is_none());
-        assert!(PathSpec::UploadState { id: "u" }.cache_key().is_none());
+        assert_eq!(PathSpec::LayerLink { name: &n, digest: &d }.caching(), Caching::Immutable);
+        assert_eq!(PathSpec::ManifestRevision { name: &n, digest: &d }.caching(), Caching::Immutable);
+        assert_eq!(PathSpec::TagCurrent { name: &n, tag: &t }.caching(), Caching::Mutable);
+        assert_eq!(PathSpec::UploadState { id: "u" }.caching(), Caching::Never);
+        assert_eq!(PathSpec::CatalogEntry { name: &n }.caching(), Caching::Never);
     }
 }

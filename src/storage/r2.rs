@@ -1,13 +1,17 @@
 //! The R2 adapter (wasm only): [`Bucket`] over the worker's R2 binding, and the streaming
 //! [`PartSink`] / [`BodySource`] the upload engine writes through. Stream plumbing is in
 //! the inline JS below; request bytes enter wasm only to be hashed, in batches of [`READ_BATCH`] bytes.
+//! Every operation is counted on the request's [`Meter`] by its R2 class.
 
 use async_trait::async_trait;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use std::rc::Rc;
+
 use super::chunking::{BodySource, PartSink, Piece, Target, Writer};
+use super::meter::{Meter, Op};
 use super::{Bucket, Listing, ObjectInfo, PutIf};
 use crate::oci::digest::BlobHasher;
 use crate::oci::error::{RegistryError, Result};
@@ -149,17 +153,37 @@ fn worker_err(context: &str) -> impl Fn(worker::Error) -> RegistryError + '_ {
 
 /// The R2 binding with the registry's adapters over it.
 pub struct R2 {
-    pub bucket: worker::Bucket,
+    bucket: worker::Bucket,
+    meter: Rc<Meter>,
 }
 
 impl R2 {
+    pub fn new(bucket: worker::Bucket, meter: Rc<Meter>) -> Self {
+        R2 { bucket, meter }
+    }
+
     fn raw(&self) -> &JsValue {
         self.bucket.as_ref()
+    }
+
+    /// The stream of the object at `key` (bytes `start..=end` when given); `None` if missing.
+    pub async fn open(&self, key: &str, range: Option<(u64, u64)>) -> Result<Option<web_sys::ReadableStream>> {
+        self.meter.add(Op::R2ClassB, 1);
+        let mut get = self.bucket.get(key);
+        if let Some((offset, end)) = range {
+            get = get.range(worker::Range::OffsetWithLength { offset, length: end - offset + 1 });
+        }
+        let Some(obj) = get.execute().await.map_err(worker_err("get"))? else { return Ok(None) };
+        match obj.body().map(|b| b.response_body()).transpose().map_err(worker_err("body"))? {
+            Some(worker::ResponseBody::Stream(s)) => Ok(Some(s)),
+            _ => Ok(Some(web_sys::ReadableStream::new().map_err(js_err("empty stream"))?)),
+        }
     }
 
     /// Streams `body` (of `len` bytes) to `key`, verified by R2 against `digest`. False on a
     /// digest mismatch, in which case nothing was stored.
     pub async fn put_verified(&self, key: &str, body: Option<web_sys::ReadableStream>, len: u64, digest: &crate::oci::digest::Digest) -> Result<bool> {
+        self.meter.add(Op::R2ClassA, 1);
         let body = body.map(JsValue::from).unwrap_or(JsValue::NULL);
         let r = put_verified(self.raw(), key, body, len as f64, digest.algorithm().as_str(), digest.hex())
             .await
@@ -171,6 +195,7 @@ impl R2 {
 #[async_trait(?Send)]
 impl Bucket for R2 {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        self.meter.add(Op::R2ClassB, 1);
         let Some(obj) = self.bucket.get(key).execute().await.map_err(worker_err("get"))? else { return Ok(None) };
         let etag = obj.etag();
         let bytes = match obj.body() {
@@ -181,6 +206,7 @@ impl Bucket for R2 {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.meter.add(Op::R2ClassB, 1);
         Ok(self
             .bucket
             .head(key)
@@ -190,6 +216,7 @@ impl Bucket for R2 {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: Option<&str>, cond: PutIf) -> Result<Option<String>> {
+        self.meter.add(Op::R2ClassA, 1);
         let mut put = self.bucket.put(key, bytes);
         if let Some(ct) = content_type {
             put = put.http_metadata(worker::HttpMetadata { content_type: Some(ct.to_string()), ..Default::default() });
@@ -210,6 +237,7 @@ impl Bucket for R2 {
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
+        self.meter.add(Op::R2ClassA, 1);
         let mut list = self.bucket.list().prefix(prefix).limit(limit as u32);
         if let Some(s) = start_after {
             list = list.start_after(s);
@@ -294,11 +322,15 @@ impl PartSink for R2 {
     type Writer = R2Writer;
 
     async fn create_multipart(&self, key: &str) -> Result<String> {
+        self.meter.add(Op::R2ClassA, 1);
         let id = create_multipart(self.raw(), key).await.map_err(js_err("create multipart"))?;
         Ok(id.as_string().unwrap_or_default())
     }
 
     async fn start(&self, target: Target<'_>, len: u64, prefix: &[String]) -> Result<R2Writer> {
+        // The write itself, and a read of each pending piece copied in front of it.
+        self.meter.add(Op::R2ClassA, 1);
+        self.meter.add(Op::R2ClassB, prefix.len() as u32);
         let keys: Array = prefix.iter().map(|k| JsValue::from_str(k)).collect();
         let (key, upload_id, number) = match target {
             Target::Part { key, upload_id, number } => (key, Some(upload_id.to_string()), number),
@@ -309,6 +341,7 @@ impl PartSink for R2 {
     }
 
     async fn complete(&self, key: &str, upload_id: &str, parts: &[(u16, String)]) -> Result<()> {
+        self.meter.add(Op::R2ClassA, 1);
         let list: Array = parts
             .iter()
             .map(|(n, etag)| {

@@ -1,0 +1,260 @@
+//! The worker's caches (wasm only): the data centre's edge cache (Cache API) and the KV
+//! namespace `META`, as the [`FactCache`] pulls read through, and the edge cache of whole blobs
+//! keyed by digest. Every operation is counted on the request's [`Meter`].
+//!
+//! Facts are looked up in the edge cache first (free, local), then in KV (global, eventually
+//! consistent); an answer from KV is copied into the edge cache, one from the bucket into both.
+//! Entries expire after `ttl` seconds (`CACHE_TTL_SECONDS`), which bounds how long a deleted
+//! fact can still be served by another data centre (this one forgets it at once).
+//!
+//! Blob bytes are cached whole, as the response to `GET <origin>/_cache/blobs/<digest>`. A cold
+//! full GET tees the bucket's stream into the cache; the cache serves later GETs and any single
+//! range of them. Nothing here passes blob bytes through wasm.
+
+use std::rc::Rc;
+
+use async_trait::async_trait;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::facts::{FactCache, Lifetime};
+use super::meter::{Meter, Op};
+use crate::oci::digest::Digest;
+
+/// How long cached blob bytes live: they never change, the cache evicts what is not used.
+const BLOB_MAX_AGE: u32 = 30 * 24 * 3600;
+
+#[wasm_bindgen(inline_js = r#"
+export async function openCache(name) {
+  return await caches.open(name);
+}
+
+export async function cacheGetBytes(cache, key) {
+  const r = await cache.match(key);
+  return r ? new Uint8Array(await r.arrayBuffer()) : null;
+}
+
+export function cachePutBytes(cache, key, bytes, maxAge) {
+  return cache.put(key, new Response(bytes, { headers: { "cache-control": `max-age=${maxAge}` } }));
+}
+
+export function cacheDelete(cache, key) {
+  return cache.delete(key);
+}
+
+// The cached blob response for `range` ("bytes=a-b", or null for all of it), or null.
+export async function cacheMatchBlob(cache, key, range) {
+  return (await cache.match(new Request(key, range ? { headers: { range } } : {}))) ?? null;
+}
+
+// Splits `body` in two: one half for the caller's response, the other stored in the cache
+// with `headers`. Returns [stream, promise of the cache write].
+export function teeIntoCache(cache, key, body, headers) {
+  const [served, cached] = body.tee();
+  const done = cache
+    .put(key, new Response(cached, { headers }))
+    .catch((e) => console.warn(`edge cache put ${key}: ${e}`));
+  return [served, done];
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = openCache, catch)]
+    async fn open_cache(name: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = cacheGetBytes, catch)]
+    async fn cache_get_bytes(cache: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = cachePutBytes, catch)]
+    fn cache_put_bytes(cache: &JsValue, key: &str, bytes: &[u8], max_age: u32) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(js_name = cacheDelete, catch)]
+    fn cache_delete(cache: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(js_name = cacheMatchBlob, catch)]
+    async fn cache_match_blob(cache: &JsValue, key: &str, range: Option<String>) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = teeIntoCache, catch)]
+    fn tee_into_cache(cache: &JsValue, key: &str, body: &web_sys::ReadableStream, headers: &web_sys::Headers) -> Result<js_sys::Array, JsValue>;
+}
+
+fn warn(what: &str, e: JsValue) {
+    let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"));
+    worker::console_warn!("{what}: {msg}");
+}
+
+async fn settle(what: &str, p: Result<js_sys::Promise, JsValue>) {
+    if let Err(e) = match p {
+        Ok(p) => JsFuture::from(p).await.map(|_| ()),
+        Err(e) => Err(e),
+    } {
+        warn(what, e);
+    }
+}
+
+pub struct Edge {
+    facts: JsValue,
+    blobs: JsValue,
+    kv: Option<worker::KvStore>,
+    meter: Rc<Meter>,
+    /// `<origin>/_cache/`: cache keys live under the worker's own origin.
+    prefix: String,
+    ttl: u32,
+    tag_ttl: u32,
+    /// Largest blob kept in the edge cache; 0 turns blob caching off.
+    pub blob_max: u64,
+}
+
+/// What the edge cache holds for a blob request.
+pub struct CachedBlob {
+    pub status: u16,
+    pub body: Option<web_sys::ReadableStream>,
+}
+
+impl Edge {
+    pub async fn open(origin: &str, kv: Option<worker::KvStore>, meter: Rc<Meter>, ttl: u32, tag_ttl: u32, blob_max: u64) -> Self {
+        let open = |name: &'static str| async move {
+            open_cache(name).await.unwrap_or_else(|e| {
+                warn("open edge cache", e);
+                JsValue::NULL
+            })
+        };
+        Edge {
+            facts: open("registry-facts").await,
+            blobs: open("registry-blobs").await,
+            kv,
+            meter,
+            prefix: format!("{origin}/_cache/"),
+            ttl: ttl.max(60),
+            tag_ttl,
+            blob_max,
+        }
+    }
+
+    fn blob_key(&self, digest: &Digest) -> String {
+        format!("{}blobs/{digest}", self.prefix)
+    }
+
+    /// The cached bytes of `digest` (`range` as `bytes=a-b`), if this data centre has them.
+    pub async fn blob(&self, digest: &Digest, range: Option<String>) -> Option<CachedBlob> {
+        if self.blobs.is_null() {
+            return None;
+        }
+        match cache_match_blob(&self.blobs, &self.blob_key(digest), range).await {
+            Ok(r) if !r.is_null() => {
+                self.meter.add(Op::CacheHit, 1);
+                let r: web_sys::Response = r.unchecked_into();
+                Some(CachedBlob { status: r.status(), body: r.body() })
+            }
+            Ok(_) => {
+                self.meter.add(Op::CacheMiss, 1);
+                None
+            }
+            Err(e) => {
+                warn("edge cache match", e);
+                None
+            }
+        }
+    }
+
+    /// Tees `body` (all of blob `digest`) into the edge cache. Returns the stream to serve and
+    /// the cache write to wait for after the response.
+    pub fn cache_blob(&self, digest: &Digest, size: u64, body: web_sys::ReadableStream) -> (web_sys::ReadableStream, Option<js_sys::Promise>) {
+        if self.blobs.is_null() {
+            return (body, None);
+        }
+        let headers = web_sys::Headers::new().expect("Headers");
+        let _ = headers.set("content-length", &size.to_string());
+        let _ = headers.set("content-type", "application/octet-stream");
+        let _ = headers.set("etag", &format!("\"{digest}\""));
+        let _ = headers.set("cache-control", &format!("max-age={BLOB_MAX_AGE}"));
+        match tee_into_cache(&self.blobs, &self.blob_key(digest), &body, &headers) {
+            Ok(pair) => {
+                self.meter.add(Op::CacheWrite, 1);
+                (pair.get(0).unchecked_into(), Some(pair.get(1).unchecked_into()))
+            }
+            Err(e) => {
+                warn("edge cache tee", e);
+                (body, None)
+            }
+        }
+    }
+
+    /// Drops blob `digest` from this data centre's cache.
+    pub async fn forget_blob(&self, digest: &Digest) {
+        if !self.blobs.is_null() {
+            settle("edge cache delete", cache_delete(&self.blobs, &self.blob_key(digest))).await;
+        }
+    }
+
+    async fn edge_put(&self, key: &str, value: &[u8], max_age: u32) {
+        if !self.facts.is_null() {
+            self.meter.add(Op::CacheWrite, 1);
+            settle("edge cache put", cache_put_bytes(&self.facts, &format!("{}{key}", self.prefix), value, max_age)).await;
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl FactCache for Edge {
+    async fn get(&self, key: &str, lifetime: Lifetime) -> Option<Vec<u8>> {
+        if !self.facts.is_null() {
+            match cache_get_bytes(&self.facts, &format!("{}{key}", self.prefix)).await {
+                Ok(v) if !v.is_null() => {
+                    self.meter.add(Op::CacheHit, 1);
+                    return Some(v.unchecked_into::<js_sys::Uint8Array>().to_vec());
+                }
+                Ok(_) => self.meter.add(Op::CacheMiss, 1),
+                Err(e) => warn("edge cache match", e),
+            }
+        }
+        // Mutable facts live only in the edge cache: KV could not honour a short bound.
+        let (Lifetime::Immutable, Some(kv)) = (lifetime, &self.kv) else { return None };
+        self.meter.add(Op::KvRead, 1);
+        match kv.get(key).bytes().await {
+            Ok(Some(v)) => {
+                self.edge_put(key, &v, self.ttl).await;
+                Some(v)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                worker::console_warn!("kv get: {e}");
+                None
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, value: &[u8], lifetime: Lifetime) {
+        match lifetime {
+            Lifetime::Seconds(s) => self.edge_put(key, value, s).await,
+            Lifetime::Immutable => {
+                self.edge_put(key, value, self.ttl).await;
+                if let Some(kv) = &self.kv {
+                    self.meter.add(Op::KvWrite, 1);
+                    let put = match kv.put_bytes(key, value) {
+                        Ok(p) => p.expiration_ttl(self.ttl as u64).execute().await,
+                        Err(e) => Err(e),
+                    };
+                    // Concurrent first pulls race to fill the same key; KV allows one write per
+                    // second per key, and any of them is as good as the other.
+                    if let Err(e) = put {
+                        worker::console_warn!("kv put: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn forget(&self, keys: &[String]) {
+        for key in keys {
+            if !self.facts.is_null() {
+                settle("edge cache delete", cache_delete(&self.facts, &format!("{}{key}", self.prefix))).await;
+            }
+            if let Some(kv) = &self.kv {
+                self.meter.add(Op::KvWrite, 1);
+                if let Err(e) = kv.delete(key).await {
+                    worker::console_warn!("kv delete: {e}");
+                }
+            }
+        }
+    }
+
+    fn mutable_ttl(&self) -> u32 {
+        self.tag_ttl
+    }
+}
