@@ -14,12 +14,18 @@ export async function registry(extra = {}) {
     url: r.url,
     dataDir,
     fetch: (p, init = {}) => fetch(url(p), { redirect: "manual", ...init }),
-    async restart() {
+    async stop() {
       await r.mf.dispose();
+    },
+    async start() {
       const again = await startRegistry({ port: 0, dataDir, bindings });
       r.mf = again.mf;
       r.url = again.url;
       this.url = again.url;
+    },
+    async restart() {
+      await this.stop();
+      await this.start();
     },
     async close() {
       await r.mf.dispose();
