@@ -1,11 +1,18 @@
-// `npm run bench`: push and pull throughput of a 200 MB blob on the emulator, and workerd's
-// peak RSS, next to a plain JavaScript worker measured in the same run (miniflare/baseline.js).
+// `npm run bench`: on the emulator, next to a plain JavaScript worker measured in the same run
+// (miniflare/baseline.js):
+// - push throughput of a 200 MB blob (monolithic, 10 MB chunks) and workerd's peak RSS;
+// - cold pull (first GET: bucket stream teed into the edge cache) and warm pull (edge cache)
+//   of that blob, received by curl into /dev/null (Node's fetch caps at a few MB/s here);
+// - storage operations per `skopeo copy` of a 3-layer image: push, cold pull, warm pull,
+//   summed from every response's Registry-Storage-Ops header through a counting proxy.
 import { Miniflare } from "miniflare";
-import { mkdtempSync, rmSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash, randomBytes } from "node:crypto";
+import { execFile, execFileSync } from "node:child_process";
+import http from "node:http";
 import { startRegistry } from "./registry.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -34,45 +41,52 @@ async function timed(fn) {
   return (performance.now() - t) / 1000;
 }
 
-async function drain(res) {
-  let n = 0;
-  for await (const part of res.body) n += part.length;
-  return n;
+// GETs `url` with curl into /dev/null; seconds taken, after checking the size received.
+async function curlPull(url) {
+  const out = await new Promise((ok, no) =>
+    execFile("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}", url], (e, stdout) => (e ? no(e) : ok(stdout))),
+  );
+  const [status, size, seconds] = out.trim().split(" ");
+  if (Number(size) !== SIZE) throw new Error(`pull ${url}: HTTP ${status}, ${size} bytes`);
+  return Number(seconds);
 }
 
 const mbps = (s) => (SIZE / 1e6 / s).toFixed(1);
+const peakSince = (before) => Math.max(...Object.entries(workerdPeaks()).filter(([p]) => !before.has(p)).map(([, v]) => v));
 
-async function baseline() {
-  const dir = mkdtempSync(join(tmpdir(), "bench-js-"));
+// The plain JS worker over the bucket persisted in `dir`: pushes a fresh copy of the blob
+// (single put), then pulls `keys` (the registry's own objects) and its copy.
+async function baseline(dir, keys) {
   const before = new Set(Object.keys(workerdPeaks()));
   const mf = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "r2"), host: "127.0.0.1", port: 0 });
   const url = (await mf.ready).toString();
   const push = await timed(async () => {
-    const res = await fetch(url + "blob", { method: "PUT", body: blob });
+    const res = await fetch(url + "baseline/blob", { method: "PUT", body: blob });
     if ((await res.text()) !== digest.slice(7)) throw new Error("baseline digest mismatch");
   });
-  const pull = await timed(async () => {
-    if ((await drain(await fetch(url + "blob"))) !== SIZE) throw new Error("baseline short read");
-  });
-  const peak = Math.max(...Object.entries(workerdPeaks()).filter(([p]) => !before.has(p)).map(([, v]) => v));
+  const pulls = {};
+  for (const [name, key] of Object.entries(keys)) {
+    pulls[name] = Math.min(await curlPull(url + key), await curlPull(url + key));
+  }
+  const peak = peakSince(before);
   await mf.dispose();
-  rmSync(dir, { recursive: true, force: true });
-  return { push, pull, peak };
+  return { push, pulls, peak };
 }
 
-async function registry() {
-  const dir = mkdtempSync(join(tmpdir(), "bench-reg-"));
+const start = async (url, name) => (await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: "POST" })).headers.get("location");
+
+// Pushes the blob three ways; returns the timings and the bucket keys of the stored bytes.
+async function registryPush(dir) {
   const before = new Set(Object.keys(workerdPeaks()));
   const { mf, url } = await startRegistry({ dataDir: dir, bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(2 * SIZE) } });
-  const start = async (name) => (await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: "POST" })).headers.get("location");
   const mono = await timed(async () => {
-    const loc = await start("bench/mono");
+    const loc = await start(url, "bench/mono");
     let res = await fetch(url + loc, { method: "PATCH", body: blob, headers: { "content-type": "application/octet-stream" } });
     res = await fetch(`${url}${res.headers.get("location")}&digest=${digest}`, { method: "PUT" });
     if (res.status !== 201) throw new Error(`mono push: ${res.status} ${await res.text()}`);
   });
   const chunked = await timed(async () => {
-    let loc = await start("bench/chunked");
+    let loc = await start(url, "bench/chunked");
     for (let at = 0; at < SIZE; at += CHUNK) {
       const end = Math.min(at + CHUNK, SIZE);
       const res = await fetch(url + loc, { method: "PATCH", body: blob.subarray(at, end), headers: { "content-range": `${at}-${end - 1}` } });
@@ -82,22 +96,129 @@ async function registry() {
     const res = await fetch(`${url}${loc}&digest=${digest}`, { method: "PUT" });
     if (res.status !== 201) throw new Error(`commit: ${res.status}`);
   });
-  const pull = await timed(async () => {
-    if ((await drain(await fetch(`${url}/v2/bench/mono/blobs/${digest}`))) !== SIZE) throw new Error("short pull");
-  });
-  const peak = Math.max(...Object.entries(workerdPeaks()).filter(([p]) => !before.has(p)).map(([, v]) => v));
+  // The same bytes once more, as one object: POST ?digest= (content-addressed key).
+  const other = Buffer.concat([blob.subarray(1), blob.subarray(0, 1)]);
+  const otherDigest = "sha256:" + createHash("sha256").update(other).digest("hex");
+  const res = await fetch(`${url}/v2/bench/single/blobs/uploads/?digest=${otherDigest}`, { method: "POST", body: other });
+  if (res.status !== 201) throw new Error(`single push: ${res.status}`);
+  const bucket = await mf.getR2Bucket("BLOBS");
+  const objects = (await bucket.list({ prefix: "objects/" })).objects.filter((o) => o.size === SIZE);
+  const keys = { multipart: objects[0].key, single: `blobs/sha256/${otherDigest.slice(7, 9)}/${otherDigest.slice(7)}/data` };
+  const peak = peakSince(before);
   await mf.dispose();
-  rmSync(dir, { recursive: true, force: true });
-  return { mono, chunked, pull, peak };
+  return { mono, chunked, keys, otherDigest, peak };
 }
 
-const b = await baseline();
-const r = await registry();
-const row = (name, s, base) => console.log(`${name.padEnd(34)} ${mbps(s).padStart(8)} MB/s   ${(base / s).toFixed(2)}× baseline`);
-console.log(`blob: ${SIZE / 1e6} MB, chunks: ${CHUNK / 1e6} MB`);
-console.log(`baseline JS push (DigestStream + R2)  ${mbps(b.push).padStart(8)} MB/s`);
-console.log(`baseline JS pull (R2 stream)          ${mbps(b.pull).padStart(8)} MB/s`);
+// Cold pull (bucket stream teed into the edge cache), then warm pull (edge cache).
+async function registryPull(dir, path) {
+  const { mf, url } = await startRegistry({ dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
+  const blobUrl = url + path;
+  const cold = await curlPull(blobUrl);
+  // The cache write finishes after the cold response; wait until a GET is served from the cache.
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(blobUrl, { headers: { range: "bytes=0-0" } });
+    await res.arrayBuffer();
+    if (/r2-b=0\b/.test(res.headers.get("registry-storage-ops"))) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const warm = Math.min(await curlPull(blobUrl), await curlPull(blobUrl));
+  await mf.dispose();
+  return { cold, warm };
+}
+
+// A proxy in front of `target` that sums the Registry-Storage-Ops of every response.
+async function countingProxy(target) {
+  const totals = {};
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const up = http.request(target + req.url, { method: req.method, headers: req.headers }, (r) => {
+      requests++;
+      for (const kv of (r.headers["registry-storage-ops"] || "").split(",").filter(Boolean)) {
+        const [k, v] = kv.trim().split("=");
+        totals[k] = (totals[k] || 0) + Number(v);
+      }
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", (e) => res.destroy(e));
+    req.pipe(up);
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return {
+    host: `127.0.0.1:${server.address().port}`,
+    take() {
+      const out = { requests, ...totals };
+      requests = 0;
+      for (const k of Object.keys(totals)) delete totals[k];
+      return out;
+    },
+    close: () => new Promise((ok) => server.close(ok)),
+  };
+}
+
+async function skopeoOps() {
+  for (const bin of ["skopeo", "umoci"]) {
+    try {
+      execFileSync("sh", ["-c", `command -v ${bin}`]);
+    } catch {
+      return null;
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), "bench-ops-"));
+  const layout = join(dir, "img");
+  execFileSync("umoci", ["init", "--layout", layout]);
+  execFileSync("umoci", ["new", "--image", `${layout}:v1`]);
+  for (let i = 0; i < 3; i++) {
+    const d = join(dir, `layer${i}`);
+    mkdirSync(d);
+    writeFileSync(join(d, "data"), randomBytes(2_000_000));
+    execFileSync("umoci", ["insert", "--image", `${layout}:v1`, d, `/layer${i}`]);
+  }
+  const { mf, url } = await startRegistry({ dataDir: join(dir, "data"), bindings: { UPLOAD_SECRET: "bench" } });
+  const proxy = await countingProxy(url);
+  // Asynchronously: the counting proxy runs on this process's event loop.
+  const copy = (from, to) =>
+    new Promise((ok, no) => execFile("skopeo", ["copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", from, to], (e) => (e ? no(e) : ok())));
+  const ref = `docker://${proxy.host}/bench/three:v1`;
+  await copy(`oci:${layout}:v1`, ref);
+  const push = proxy.take();
+  await copy(ref, `oci:${join(dir, "cold")}:v1`);
+  const cold = proxy.take();
+  await new Promise((r) => setTimeout(r, 1000)); // let the cold pull's cache writes finish
+  await copy(ref, `oci:${join(dir, "warm")}:v1`);
+  const warm = proxy.take();
+  await proxy.close();
+  await mf.dispose();
+  rmSync(dir, { recursive: true, force: true });
+  return { push, cold, warm };
+}
+
+const dir = mkdtempSync(join(tmpdir(), "bench-"));
+const r = await registryPush(dir);
+const b = await baseline(dir, r.keys);
+const multipart = await registryPull(dir, `/v2/bench/mono/blobs/${digest}`);
+const single = await registryPull(dir, `/v2/bench/single/blobs/${r.otherDigest}`);
+rmSync(dir, { recursive: true, force: true });
+const ops = await skopeoOps();
+const row = (name, s, base) => console.log(`${name.padEnd(44)} ${mbps(s).padStart(8)} MB/s   ${(base / s).toFixed(2)}× baseline`);
+const base = (name, s) => console.log(`${name.padEnd(44)} ${mbps(s).padStart(8)} MB/s`);
+console.log(`blob: ${SIZE / 1e6} MB, chunks: ${CHUNK / 1e6} MB; pulls received by curl`);
+base("baseline JS push (DigestStream + R2 put)", b.push);
 row("registry push, monolithic PATCH", r.mono, b.push);
 row("registry push, 10 MB chunks", r.chunked, b.push);
-row("registry pull", r.pull, b.pull);
-console.log(`workerd peak RSS: registry ${r.peak.toFixed(0)} MB, baseline ${b.peak.toFixed(0)} MB`);
+base("baseline JS pull, multipart object", b.pulls.multipart);
+row("registry pull cold, multipart object", multipart.cold, b.pulls.multipart);
+row("registry pull warm, multipart object", multipart.warm, b.pulls.multipart);
+base("baseline JS pull, single-put object", b.pulls.single);
+row("registry pull cold, single-put object", single.cold, b.pulls.single);
+row("registry pull warm, single-put object", single.warm, b.pulls.single);
+console.log(`workerd peak RSS while pushing: registry ${r.peak.toFixed(0)} MB; baseline (push + pulls) ${b.peak.toFixed(0)} MB`);
+if (ops) {
+  console.log("storage operations per skopeo copy of a 3-layer image (config + 3 layers + manifest):");
+  for (const [name, o] of Object.entries(ops)) {
+    const fields = Object.entries(o).map(([k, v]) => `${k}=${v}`).join(" ");
+    console.log(`  ${name.padEnd(5)} ${fields}`);
+  }
+} else {
+  console.log("storage operations per skopeo copy: skipped (needs skopeo and umoci)");
+}

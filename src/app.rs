@@ -90,8 +90,6 @@ pub struct Context<'a> {
     pub app: &'a App,
     pub req: Request,
     pub query: Vec<(String, String)>,
-    /// The platform's context, for work that finishes after the response (`wait_until`).
-    pub worker: &'a worker::Context,
 }
 
 impl Context<'_> {

@@ -31,13 +31,14 @@ mod entry {
         let url = req.url()?;
         let path = url.path().to_string();
         let method = req.method();
-        let mut meter = None;
+        let mut finish = None;
         let outcome = async {
             let route = Route::parse(&path)?;
             let app = App::from_env(&env, &url.origin().ascii_serialization()).await?;
-            meter = Some(app.meter.clone());
             let query = query_pairs(url.query().unwrap_or(""));
-            api::handle(route, Context { app: &app, req, query, worker: &ctx }).await
+            let resp = api::handle(route, Context { app: &app, req, query }).await;
+            finish = Some((app.meter.clone(), app.edge.take_pending()));
+            resp
         }
         .await;
         let mut resp = match outcome {
@@ -49,8 +50,14 @@ mod entry {
                 api::error_reply(&e).or_else(|e: RegistryError| Response::error(e.to_string(), 500))?
             }
         };
-        if let Some(meter) = meter {
+        if let Some((meter, pending)) = finish {
             resp.headers_mut().set(meter::HEADER, &meter.summary())?;
+            // Cache fills finish after the response.
+            for p in pending {
+                ctx.wait_until(async move {
+                    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+                });
+            }
         }
         Ok(resp)
     }

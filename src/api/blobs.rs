@@ -1,7 +1,7 @@
 //! `/v2/<name>/blobs/<digest>`: GET, HEAD, DELETE. The repository's link is checked on every
 //! request (through the fact cache); the bytes come from the edge cache when this data centre
-//! has them, else from R2, whose stream is handed to the response (and teed into the edge
-//! cache on a full GET). Blob bytes never pass through wasm.
+//! has them, else from R2, whose stream is handed to the response (on a full GET, stored in the
+//! edge cache on the way). Blob bytes never pass through wasm.
 
 use worker::{Response, ResponseBody};
 
@@ -56,7 +56,7 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: 
         return reply(status, &headers, ResponseBody::Empty);
     }
 
-    let cacheable = desc.size <= app.edge.blob_max;
+    let cacheable = app.edge.caches_blob(desc.size);
     if cacheable {
         let wanted = range.map(|(s, e)| format!("bytes={s}-{e}"));
         if let Some(hit) = app.edge.blob(digest, wanted).await {
@@ -71,17 +71,14 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: 
         crate::storage::facts::forget(&app.edge, &[PathSpec::LayerLink { name, digest }]).await;
         return Err(unknown(digest));
     };
-    let stream = if cacheable && range.is_none() {
-        let (served, caching) = app.edge.cache_blob(digest, desc.size, stream);
-        if let Some(p) = caching {
-            cx.worker.wait_until(async move {
-                let _ = wasm_bindgen_futures::JsFuture::from(p).await;
-            });
+    if cacheable && range.is_none() {
+        if let Some(cached) = app.edge.cache_blob(digest, desc.size, stream).await {
+            return reply(status, &headers, ResponseBody::Stream(cached));
         }
-        served
-    } else {
-        stream
-    };
+        // The cache did not keep it (the stream is spent): read the bucket again.
+        let stream = app.r2.open(&desc.object, None).await?.ok_or_else(|| unknown(digest))?;
+        return reply(status, &headers, ResponseBody::Stream(stream));
+    }
     reply(status, &headers, ResponseBody::Stream(stream))
 }
 

@@ -8,15 +8,17 @@
 //! fact can still be served by another data centre (this one forgets it at once).
 //!
 //! Blob bytes are cached whole, as the response to `GET <origin>/_cache/blobs/<digest>`. A cold
-//! full GET tees the bucket's stream into the cache; the cache serves later GETs and any single
+//! full GET streams the bucket object into the cache and serves the cached copy (measured faster
+//! on the emulator than teeing one stream to both); the cache serves later GETs and any single
 //! range of them. Nothing here passes blob bytes through wasm.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use async_trait::async_trait;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::facts::{FactCache, Lifetime};
 use super::meter::{Meter, Op};
@@ -48,14 +50,12 @@ export async function cacheMatchBlob(cache, key, range) {
   return (await cache.match(new Request(key, range ? { headers: { range } } : {}))) ?? null;
 }
 
-// Splits `body` in two: one half for the caller's response, the other stored in the cache
-// with `headers`. Returns [stream, promise of the cache write].
-export function teeIntoCache(cache, key, body, headers) {
-  const [served, cached] = body.tee();
-  const done = cache
-    .put(key, new Response(cached, { headers }))
-    .catch((e) => console.warn(`edge cache put ${key}: ${e}`));
-  return [served, done];
+// Stores `body` in the cache with `headers`, then returns the cached response's body (null if
+// the cache did not keep it; `body` is consumed either way).
+export async function putThenMatch(cache, key, body, headers) {
+  await cache.put(key, new Response(body, { headers }));
+  const r = await cache.match(key);
+  return r ? r.body : null;
 }
 "#)]
 extern "C" {
@@ -69,8 +69,8 @@ extern "C" {
     fn cache_delete(cache: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(js_name = cacheMatchBlob, catch)]
     async fn cache_match_blob(cache: &JsValue, key: &str, range: Option<String>) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(js_name = teeIntoCache, catch)]
-    fn tee_into_cache(cache: &JsValue, key: &str, body: &web_sys::ReadableStream, headers: &web_sys::Headers) -> Result<js_sys::Array, JsValue>;
+    #[wasm_bindgen(js_name = putThenMatch, catch)]
+    async fn put_then_match(cache: &JsValue, key: &str, body: &web_sys::ReadableStream, headers: &web_sys::Headers) -> Result<JsValue, JsValue>;
 }
 
 fn warn(what: &str, e: JsValue) {
@@ -97,7 +97,9 @@ pub struct Edge {
     ttl: u32,
     tag_ttl: u32,
     /// Largest blob kept in the edge cache; 0 turns blob caching off.
-    pub blob_max: u64,
+    blob_max: u64,
+    /// Cache fills still running: finished after the response ([`Edge::take_pending`]).
+    pending: RefCell<Vec<js_sys::Promise>>,
 }
 
 /// What the edge cache holds for a blob request.
@@ -123,7 +125,31 @@ impl Edge {
             ttl: ttl.max(60),
             tag_ttl,
             blob_max,
+            pending: RefCell::default(),
         }
+    }
+
+    /// The cache writes started by this request, for the platform to finish after the
+    /// response (`waitUntil`): a pull does not wait for them.
+    pub fn take_pending(&self) -> Vec<js_sys::Promise> {
+        self.pending.take()
+    }
+
+    fn in_background(&self, what: &'static str, p: std::result::Result<js_sys::Promise, JsValue>) {
+        match p {
+            Ok(p) => self.pending.borrow_mut().push(future_to_promise(async move {
+                if let Err(e) = JsFuture::from(p).await {
+                    warn(what, e);
+                }
+                Ok(JsValue::UNDEFINED)
+            })),
+            Err(e) => warn(what, e),
+        }
+    }
+
+    /// Whether a blob of `size` bytes is kept in the edge cache.
+    pub fn caches_blob(&self, size: u64) -> bool {
+        !self.blobs.is_null() && size <= self.blob_max
     }
 
     fn blob_key(&self, digest: &Digest) -> String {
@@ -152,25 +178,21 @@ impl Edge {
         }
     }
 
-    /// Tees `body` (all of blob `digest`) into the edge cache. Returns the stream to serve and
-    /// the cache write to wait for after the response.
-    pub fn cache_blob(&self, digest: &Digest, size: u64, body: web_sys::ReadableStream) -> (web_sys::ReadableStream, Option<js_sys::Promise>) {
-        if self.blobs.is_null() {
-            return (body, None);
-        }
-        let headers = web_sys::Headers::new().expect("Headers");
+    /// Stores `body` (all of blob `digest`) in the edge cache and returns the cached copy's
+    /// stream; `None` if the cache did not keep it (the body is consumed either way).
+    pub async fn cache_blob(&self, digest: &Digest, size: u64, body: web_sys::ReadableStream) -> Option<web_sys::ReadableStream> {
+        let headers = web_sys::Headers::new().ok()?;
         let _ = headers.set("content-length", &size.to_string());
         let _ = headers.set("content-type", "application/octet-stream");
         let _ = headers.set("etag", &format!("\"{digest}\""));
         let _ = headers.set("cache-control", &format!("max-age={BLOB_MAX_AGE}"));
-        match tee_into_cache(&self.blobs, &self.blob_key(digest), &body, &headers) {
-            Ok(pair) => {
-                self.meter.add(Op::CacheWrite, 1);
-                (pair.get(0).unchecked_into(), Some(pair.get(1).unchecked_into()))
-            }
+        self.meter.add(Op::CacheWrite, 1);
+        match put_then_match(&self.blobs, &self.blob_key(digest), &body, &headers).await {
+            Ok(v) if !v.is_null() => Some(v.unchecked_into()),
+            Ok(_) => None,
             Err(e) => {
-                warn("edge cache tee", e);
-                (body, None)
+                warn("edge cache put", e);
+                None
             }
         }
     }
@@ -182,10 +204,10 @@ impl Edge {
         }
     }
 
-    async fn edge_put(&self, key: &str, value: &[u8], max_age: u32) {
+    fn edge_put(&self, key: &str, value: &[u8], max_age: u32) {
         if !self.facts.is_null() {
             self.meter.add(Op::CacheWrite, 1);
-            settle("edge cache put", cache_put_bytes(&self.facts, &format!("{}{key}", self.prefix), value, max_age)).await;
+            self.in_background("edge cache put", cache_put_bytes(&self.facts, &format!("{}{key}", self.prefix), value, max_age));
         }
     }
 }
@@ -208,7 +230,7 @@ impl FactCache for Edge {
         self.meter.add(Op::KvRead, 1);
         match kv.get(key).bytes().await {
             Ok(Some(v)) => {
-                self.edge_put(key, &v, self.ttl).await;
+                self.edge_put(key, &v, self.ttl);
                 Some(v)
             }
             Ok(None) => None,
@@ -221,20 +243,21 @@ impl FactCache for Edge {
 
     async fn put(&self, key: &str, value: &[u8], lifetime: Lifetime) {
         match lifetime {
-            Lifetime::Seconds(s) => self.edge_put(key, value, s).await,
+            Lifetime::Seconds(s) => self.edge_put(key, value, s),
             Lifetime::Immutable => {
-                self.edge_put(key, value, self.ttl).await;
+                self.edge_put(key, value, self.ttl);
                 if let Some(kv) = &self.kv {
                     self.meter.add(Op::KvWrite, 1);
-                    let put = match kv.put_bytes(key, value) {
-                        Ok(p) => p.expiration_ttl(self.ttl as u64).execute().await,
-                        Err(e) => Err(e),
-                    };
+                    let put = kv.put_bytes(key, value).map(|p| p.expiration_ttl(self.ttl as u64));
                     // Concurrent first pulls race to fill the same key; KV allows one write per
                     // second per key, and any of them is as good as the other.
-                    if let Err(e) = put {
-                        worker::console_warn!("kv put: {e}");
-                    }
+                    let done = future_to_promise(async move {
+                        if let Err(e) = async { put?.execute().await }.await {
+                            worker::console_warn!("kv put: {e}");
+                        }
+                        Ok(JsValue::UNDEFINED)
+                    });
+                    self.pending.borrow_mut().push(done);
                 }
             }
         }
