@@ -6,6 +6,7 @@
 //! Everything but the entry, `app`, `api` and the R2 adapter is target-independent and tested
 //! natively with `cargo test`.
 
+pub mod auth;
 pub mod http;
 pub mod oci;
 pub mod routes;

@@ -65,6 +65,9 @@ pub fn error_reply(e: &RegistryError) -> Result<Response> {
     if let Some(offset) = e.upload_offset {
         headers.push(("Range", crate::storage::uploads::range_header(offset)));
     }
+    if let Some(challenge) = &e.challenge {
+        headers.push(("WWW-Authenticate", challenge.clone()));
+    }
     reply(e.status(), &headers, ResponseBody::Body(e.body().into_bytes()))
 }
 

@@ -20,6 +20,8 @@ pub enum Code {
     Unsupported,
     RangeInvalid,
     TooLarge,
+    Unauthorized,
+    Denied,
     Unknown,
 }
 
@@ -41,6 +43,8 @@ impl Code {
             // The spec has no code of its own for an oversized body; SIZE_INVALID is the
             // closest, the status (413) says the rest.
             Code::TooLarge => "SIZE_INVALID",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
             Code::Unknown => "UNKNOWN",
         }
     }
@@ -52,6 +56,8 @@ impl Code {
             | Code::ManifestUnknown
             | Code::NameUnknown => 404,
             Code::RangeInvalid => 416,
+            Code::Unauthorized => 401,
+            Code::Denied => 403,
             Code::TooLarge => 413,
             Code::Unsupported => 405,
             Code::Unknown => 500,
@@ -74,6 +80,8 @@ impl Code {
             Code::Unsupported => "the operation is unsupported",
             Code::RangeInvalid => "invalid content range",
             Code::TooLarge => "request body too large; push the blob in chunks (PATCH with Content-Range)",
+            Code::Unauthorized => "authentication required",
+            Code::Denied => "requested access to the resource is denied",
             Code::Unknown => "unknown error",
         }
     }
@@ -86,11 +94,13 @@ pub struct RegistryError {
     pub detail: String,
     /// For upload errors: the upload's current offset, reported as `Range`.
     pub upload_offset: Option<u64>,
+    /// For UNAUTHORIZED: the `WWW-Authenticate` challenge.
+    pub challenge: Option<String>,
 }
 
 impl RegistryError {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        RegistryError { code, detail: detail.into(), upload_offset: None }
+        RegistryError { code, detail: detail.into(), upload_offset: None, challenge: None }
     }
 
     /// A storage or platform fault: 500 UNKNOWN. The cause is logged by the entry point, the
@@ -103,6 +113,11 @@ impl RegistryError {
     pub fn with_range(mut self, offset: u64) -> Self {
         self.upload_offset = Some(offset);
         self
+    }
+
+    /// UNAUTHORIZED with the challenge a client answers by authenticating.
+    pub fn unauthorized(detail: impl Into<String>, challenge: String) -> Self {
+        RegistryError { challenge: Some(challenge), ..RegistryError::new(Code::Unauthorized, detail) }
     }
 
     pub fn status(&self) -> u16 {
