@@ -7,7 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasm_bindgen::prelude::*;
 use worker::{Env, Request};
 
+use crate::api::auth::Caller;
+use crate::auth::htpasswd::Htpasswd;
+use crate::auth::rules::Rules;
+use crate::auth::token::TokenSigner;
 use crate::oci::error::{Code, RegistryError, Result};
+use crate::routes::TOKEN_PATH;
 use crate::storage::edge::Edge;
 use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
@@ -20,6 +25,10 @@ extern "C" {
 }
 
 static WARNED: AtomicBool = AtomicBool::new(false);
+static WARNED_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Default lifetime of a bearer token, in seconds.
+pub const DEFAULT_TOKEN_TTL: u64 = 300;
 
 /// Used when no `UPLOAD_SECRET` is configured (local runs); logged loudly.
 const DEV_SECRET: &str = "edge-registry-development-secret";
@@ -34,7 +43,23 @@ pub const DEFAULT_CACHE_TTL: u32 = 3600;
 /// Default largest blob kept in the edge cache (the platform caches objects up to 512 MB).
 pub const DEFAULT_BLOB_CACHE_MAX: u64 = 500_000_000;
 
+/// Access control (see `crate::auth`).
+pub struct AuthConfig {
+    /// `None`: open registry, no authentication (the local default, logged loudly).
+    pub users: Option<Htpasswd>,
+    pub rules: Rules,
+    pub signer: TokenSigner,
+    /// The `service` of challenges and the audience of tokens.
+    pub service: String,
+    /// The token endpoint's URL.
+    pub realm: String,
+    pub token_ttl: u64,
+    /// Refuse every write with 405 UNSUPPORTED.
+    pub read_only: bool,
+}
+
 pub struct Config {
+    pub auth: AuthConfig,
     pub token_key: TokenKey,
     pub max_body: u64,
     /// Forces a part size for chunked uploads instead of the first chunk's length.
@@ -61,6 +86,7 @@ impl App {
             DEV_SECRET.to_string()
         });
         let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
+        let auth = auth_config(env, origin, &secret, &var)?;
         let meter = Rc::new(Meter::new());
         let seconds = |name: &str, default: u32| number(name).map(|n| n.min(u32::MAX as u64) as u32).unwrap_or(default);
         let edge = Edge::open(
@@ -77,6 +103,7 @@ impl App {
             edge,
             meter,
             config: Config {
+                auth,
                 token_key: TokenKey::new(secret.as_bytes()),
                 max_body: number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
                 part_size: number("UPLOAD_PART_SIZE"),
@@ -85,11 +112,44 @@ impl App {
     }
 }
 
+/// Reads the access-control configuration: `AUTH_HTPASSWD` (secret: htpasswd lines with bcrypt
+/// hashes; absent = open registry), `AUTH_RULES` (JSON rules), `TOKEN_SECRET` (secret signing
+/// bearer tokens; derived from `UPLOAD_SECRET` when absent), `AUTH_SERVICE`, `TOKEN_TTL_SECONDS`,
+/// `READ_ONLY`. A configuration that does not parse fails every request (closed, not open).
+fn auth_config(env: &Env, origin: &str, upload_secret: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<AuthConfig> {
+    let secret_or_var = |name: &str| env.secret(name).ok().map(|s| s.to_string()).filter(|s| !s.is_empty()).or_else(|| var(name));
+    let users = match secret_or_var("AUTH_HTPASSWD") {
+        Some(text) => Some(Htpasswd::parse(&text).map_err(RegistryError::internal)?),
+        None => {
+            if !WARNED_OPEN.swap(true, Ordering::Relaxed) {
+                worker::console_warn!("AUTH_HTPASSWD is not set: the registry is OPEN, anyone may pull, push and delete");
+            }
+            None
+        }
+    };
+    let rules = match var("AUTH_RULES") {
+        Some(json) => Rules::parse(&json).map_err(RegistryError::internal)?,
+        None => Rules::authenticated_only(),
+    };
+    let token_secret = secret_or_var("TOKEN_SECRET").unwrap_or_else(|| format!("{upload_secret}/token"));
+    let host = origin.split("://").nth(1).unwrap_or(origin).to_string();
+    Ok(AuthConfig {
+        users,
+        rules,
+        signer: TokenSigner::new(token_secret.as_bytes()),
+        service: var("AUTH_SERVICE").unwrap_or(host),
+        realm: format!("{origin}{TOKEN_PATH}"),
+        token_ttl: var("TOKEN_TTL_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_TOKEN_TTL),
+        read_only: var("READ_ONLY").is_some_and(|v| v == "true" || v == "1"),
+    })
+}
+
 /// What a handler knows of the request besides the route.
 pub struct Context<'a> {
     pub app: &'a App,
     pub req: Request,
     pub query: Vec<(String, String)>,
+    pub caller: Caller,
 }
 
 impl Context<'_> {

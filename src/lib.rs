@@ -22,7 +22,7 @@ mod entry {
     use worker::{event, Context as WorkerContext, Env, Request, Response, Result};
 
     use crate::api;
-    use crate::app::{App, Context};
+    use crate::app::App;
     use crate::oci::error::RegistryError;
     use crate::routes::{query_pairs, Route};
     use crate::storage::meter;
@@ -37,7 +37,7 @@ mod entry {
             let route = Route::parse(&path)?;
             let app = App::from_env(&env, &url.origin().ascii_serialization()).await?;
             let query = query_pairs(url.query().unwrap_or(""));
-            let resp = api::handle(route, Context { app: &app, req, query }).await;
+            let resp = api::handle(route, &app, req, query).await;
             finish = Some((app.meter.clone(), app.edge.take_pending()));
             resp
         }

@@ -1,4 +1,5 @@
 //! URL → typed route, and the one place that builds registry URLs back (Location, Link).
+//! Besides `/v2/...`, the token endpoint `/token` is a route.
 //!
 //! Repository names may contain '/', so paths are parsed from the end: the suffixes
 //! `/blobs/uploads/[<id>]`, `/blobs/<digest>`, `/manifests/<ref>`, `/tags/list` and
@@ -10,6 +11,8 @@ use crate::oci::name::{Reference, RepoName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `/token`: the Docker token endpoint (outside `/v2`).
+    Token,
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -36,6 +39,9 @@ fn not_found(path: &str) -> RegistryError {
 impl Route {
     /// Parses a request path (no query string).
     pub fn parse(path: &str) -> Result<Route> {
+        if path == TOKEN_PATH {
+            return Ok(Route::Token);
+        }
         let rest = match path.strip_prefix("/v2") {
             Some("") | Some("/") => return Ok(Route::Base),
             Some(r) => r.strip_prefix('/').ok_or_else(|| not_found(path))?,
@@ -75,6 +81,9 @@ impl Route {
         }
     }
 }
+
+/// Path of the token endpoint (the `realm` of the Bearer challenge).
+pub const TOKEN_PATH: &str = "/token";
 
 /// Upload ids are the registry's own UUIDs; anything else cannot name an upload.
 pub fn valid_upload_id(id: &str) -> bool {
@@ -162,6 +171,7 @@ mod tests {
     #[test]
     fn parses_every_route() {
         assert_eq!(Route::parse("/v2/").unwrap(), Route::Base);
+        assert_eq!(Route::parse("/token").unwrap(), Route::Token);
         assert_eq!(Route::parse("/v2").unwrap(), Route::Base);
         assert_eq!(Route::parse("/v2/_catalog").unwrap(), Route::Catalog);
         assert_eq!(Route::parse("/v2/a/b/tags/list").unwrap(), Route::Tags { name: name("a/b") });

@@ -4,39 +4,16 @@
 // index. Skipped (loudly) outside CI when the tools are missing; CI installs them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
-import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { registry } from "./helpers.mjs";
+import { skipClients, sh, buildImage as buildImageIn } from "./tools.mjs";
 
-const have = (bin) => {
-  try {
-    execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-};
-const missing = ["skopeo", "podman", "umoci"].filter((b) => !have(b));
-if (missing.length && process.env.CI) throw new Error(`CI lacks ${missing.join(", ")}`);
-const skip = missing.length ? `missing ${missing.join(", ")} (apt-get install skopeo podman umoci)` : false;
-
-const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], ...opts });
+const skip = skipClients;
 let reg, work, host;
-
-// An OCI layout with image `tag` of two layers (a small file and 300 KB of random bytes).
-function buildImage(layout, tag, seed) {
-  const dir = join(work, `rootfs-${tag}`);
-  mkdirSync(join(dir, "etc"), { recursive: true });
-  mkdirSync(join(dir, "usr"), { recursive: true });
-  writeFileSync(join(dir, "etc", "seed"), seed);
-  writeFileSync(join(dir, "usr", "blob"), randomBytes(300_000));
-  sh("umoci", ["new", "--image", `${layout}:${tag}`]);
-  sh("umoci", ["insert", "--image", `${layout}:${tag}`, join(dir, "etc"), "/etc"]);
-  sh("umoci", ["insert", "--image", `${layout}:${tag}`, join(dir, "usr"), "/usr"]);
-}
+const buildImage = (layout, tag, seed) => buildImageIn(work, layout, tag, seed);
 
 const rawDigest = (ref, flags = []) => "sha256:" + createHash("sha256").update(sh("skopeo", ["inspect", "--raw", ...flags, ref])).digest("hex");
 
@@ -45,7 +22,6 @@ before(async () => {
   reg = await registry();
   host = reg.url.replace("http://", "");
   work = mkdtempSync(join(tmpdir(), "clients-"));
-  sh("umoci", ["init", "--layout", join(work, "img")]);
   buildImage(join(work, "img"), "v1", "one");
 });
 
@@ -80,7 +56,6 @@ test("podman pulls the image and pushes it under a new name", { skip }, async ()
 
 test("skopeo copy --all pushes a multi-platform OCI index", { skip }, async () => {
   const layout = join(work, "multi");
-  sh("umoci", ["init", "--layout", layout]);
   buildImage(layout, "amd64", "amd");
   buildImage(layout, "arm64", "arm");
   // Put both images under one image index, as a multi-platform image is laid out.

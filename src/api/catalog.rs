@@ -1,4 +1,5 @@
-//! `GET /v2/_catalog?n=&last=`: one prefix listing of catalog entries per page.
+//! `GET /v2/_catalog?n=&last=`: one prefix listing of catalog entries per page, showing the
+//! repositories the caller may pull.
 
 use serde_json::json;
 use worker::Response;
@@ -12,5 +13,7 @@ pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let (n, last) = pagination(cx)?;
     let page = manifests::catalog(&cx.app.r2, last.as_deref(), n).await?;
     let headers: Vec<_> = next_page_link(&page, "/v2/_catalog", n, "").into_iter().collect();
-    json_reply(200, &headers, &json!({"repositories": page.items}))
+    // Only what the caller may pull; the Link still follows the unfiltered listing.
+    let visible: Vec<&String> = page.items.iter().filter(|name| cx.caller.sees(&cx.app.config.auth, name)).collect();
+    json_reply(200, &headers, &json!({"repositories": visible}))
 }

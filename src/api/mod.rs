@@ -1,26 +1,32 @@
 //! HTTP handlers, one module per resource: request in, store calls, response out. No storage
 //! key is spelled here; `routes` parsed the URL and `storage` owns the layout.
 
+pub mod auth;
 mod base;
 mod blobs;
 mod catalog;
 mod manifests;
 mod referrers;
 mod tags;
+mod token;
 mod uploads;
 
-use worker::{Headers, Method, Response, ResponseBody};
+use worker::{Headers, Method, Request, Response, ResponseBody};
 
-use crate::app::Context;
+use crate::app::{App, Context};
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::routes::Route;
 
 pub const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
 
-/// Dispatches a parsed route to its handler.
-pub async fn handle(route: Route, cx: Context<'_>) -> Result<Response> {
-    let method = cx.req.method();
+/// Authenticates the caller, checks what the route needs, and dispatches to its handler.
+pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, String)>) -> Result<Response> {
+    let method = req.method();
+    let mut cx = Context { app, req, query, caller: auth::Caller::Anonymous };
+    cx.caller = auth::authenticate(&cx)?;
+    auth::authorize(&cx, &cx.caller, &crate::auth::need(&route, method.as_ref()))?;
     match (route, method) {
+        (Route::Token, Method::Get) => token::get(&cx).await,
         (Route::Base, Method::Get | Method::Head) => base::get(),
         (Route::Catalog, Method::Get) => catalog::get(&cx).await,
         (Route::Tags { name }, Method::Get) => tags::get(&cx, &name).await,

@@ -45,7 +45,9 @@ pub async fn post(cx: Context<'_>, name: &RepoName) -> Result<Response> {
     if let (Some(mount), Some(from)) = (cx.query("mount"), cx.query("from")) {
         let digest = Digest::parse(mount)?;
         let from = RepoName::parse(from)?;
-        if blobs::mount(&cx.app.r2, name, &from, &digest).await?.is_some() {
+        // Mounting reads `from`: the caller must be allowed to pull there (else: upload).
+        let may_read = cx.caller.actions_on(&cx.app.config.auth, &from).contains(crate::auth::Action::Pull);
+        if may_read && blobs::mount(&cx.app.r2, name, &from, &digest).await?.is_some() {
             return created(name, &digest);
         }
         // Not visible in `from`: fall back to a regular upload session.

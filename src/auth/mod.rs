@@ -90,6 +90,8 @@ impl Actions {
 /// What a request needs before it may be handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need {
+    /// The token endpoint, which authenticates its callers itself.
+    Nothing,
     /// `/v2/`: any authenticated caller (the login probe), or anyone when open.
     Login,
     /// The catalog: served to anyone, filtered to what the caller may pull.
@@ -110,6 +112,7 @@ impl Need {
 pub fn need(route: &Route, method: &str) -> Need {
     let repo = |name: &RepoName, action| Need::Repo { name: name.clone(), action };
     match route {
+        Route::Token => Need::Nothing,
         Route::Base => Need::Login,
         Route::Catalog => Need::Catalog,
         Route::Tags { name } | Route::Referrers { name, .. } => repo(name, Action::Pull),
@@ -141,6 +144,7 @@ mod tests {
         let n = RepoName::parse("a/b").unwrap();
         let d = "sha256:".to_string() + &"0".repeat(64);
         assert_eq!(need(&r("/v2/"), "GET"), Need::Login);
+        assert_eq!(need(&r("/token"), "GET"), Need::Nothing);
         assert_eq!(need(&r("/v2/_catalog"), "GET"), Need::Catalog);
         assert_eq!(need(&r("/v2/a/b/tags/list"), "GET"), Need::Repo { name: n.clone(), action: Action::Pull });
         assert_eq!(need(&r("/v2/a/b/manifests/v1"), "HEAD"), Need::Repo { name: n.clone(), action: Action::Pull });
