@@ -46,7 +46,7 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
     }
     let content_type = cx.header("content-type");
     let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
-    let stored = manifests::put(&cx.app.r2, &cx.app.edge, name, reference, bytes, content_type.as_deref()).await?;
+    let stored = manifests::put(&cx.app.r2, &cx.app.edge, name, reference, bytes, content_type.as_deref(), cx.now_ms(), &cx.new_id()).await?;
     let mut headers = vec![
         ("Location", manifest_url(name, &stored.digest.to_string())),
         ("Docker-Content-Digest", stored.digest.to_string()),

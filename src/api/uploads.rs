@@ -47,7 +47,7 @@ pub async fn post(cx: Context<'_>, name: &RepoName) -> Result<Response> {
         let from = RepoName::parse(from)?;
         // Mounting reads `from`: the caller must be allowed to pull there (else: upload).
         let may_read = cx.caller.actions_on(&cx.app.config.auth, &from).contains(crate::auth::Action::Pull);
-        if may_read && blobs::mount(&cx.app.r2, name, &from, &digest).await?.is_some() {
+        if may_read && blobs::mount(&cx.app.r2, name, &from, &digest, cx.now_ms()).await?.is_some() {
             return created(name, &digest);
         }
         // Not visible in `from`: fall back to a regular upload session.
@@ -73,15 +73,17 @@ async fn put_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64)
     if len > cx.app.config.max_body {
         return Err(RegistryError::new(Code::TooLarge, format!("request body of {len} bytes exceeds {}", cx.app.config.max_body)));
     }
-    let r2 = &cx.app.r2;
-    if blobs::descriptor(r2, digest).await?.is_none() {
-        let key = PathSpec::BlobData { digest }.key();
-        if !r2.put_verified(&key, cx.req.inner().body(), len, digest).await? {
-            return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}")));
+    let (r2, now) = (&cx.app.r2, cx.now_ms());
+    match blobs::claim(r2, digest, now).await? {
+        // Stored before: link it; the body is not needed.
+        Some(desc) => blobs::link(r2, name, digest, &desc).await?,
+        None => {
+            let key = blobs::fresh_data_key(r2, digest, &cx.new_id()).await?;
+            if !r2.put_verified(&key, cx.req.inner().body(), len, digest).await? {
+                return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}")));
+            }
+            blobs::commit(r2, name, digest, len, key, now).await?;
         }
-        blobs::commit(r2, name, digest, len, key).await?;
-    } else {
-        blobs::commit(r2, name, digest, len, String::new()).await?;
     }
     created(name, digest)
 }
@@ -121,7 +123,7 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
     let held = acquire(&cx, name, id, len).await?;
     let has_body = len.is_some_and(|l| l > 0) || (len.is_none() && cx.req.inner().body().is_some());
     let held = if has_body { append(&cx, held, len).await? } else { held };
-    store(&cx).commit(name, held, &digest, &cx.app.r2).await?;
+    store(&cx).commit(name, held, &digest, &cx.app.r2, cx.now_ms()).await?;
     created(name, &digest)
 }
 

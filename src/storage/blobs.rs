@@ -1,9 +1,18 @@
 //! The content-addressed blob store shared by all repositories, and repository blob links.
 //!
-//! A blob exists when its descriptor exists; the descriptor says how big it is and which bucket
-//! object holds its bytes (its canonical `data` key, or the object an upload wrote in place,
-//! since the bucket cannot rename). A repository may serve a blob only through its own link,
-//! which carries a copy of the descriptor so a pull needs one small read before the bytes.
+//! A blob exists when its descriptor exists and is not doomed; the descriptor says how big it
+//! is and which bucket object holds its bytes (its canonical `data` key, or the object an upload
+//! wrote in place, since the bucket cannot rename). A repository may serve a blob only through
+//! its own link, which carries a copy of the descriptor so a pull needs one small read before
+//! the bytes.
+//!
+//! Online garbage collection (`gc`) and pushes meet at the descriptor. Whoever makes a new
+//! reference to an existing blob (a link on commit or mount, a manifest naming it) first
+//! [`claim`]s it: the descriptor's `touched` time is renewed unless it is recent, by a
+//! conditional put on the etag just read. The collector dooms a blob by the same kind of
+//! conditional put, and only when `touched` is older than its grace period; after that a claim
+//! fails and the writer stores its own copy under a fresh key. A doomed descriptor stays as a
+//! tombstone, so the key of the doomed bytes is never written again.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +23,21 @@ use crate::oci::digest::Digest;
 use crate::oci::error::{RegistryError, Result};
 use crate::oci::name::RepoName;
 
+/// A claim renews `touched` only when it is older than this (ms). The collector's grace period
+/// must be at least twice as long (see `gc`).
+pub const TOUCH_FRESH_MS: u64 = 10 * 60 * 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobDescriptor {
     pub size: u64,
     /// Bucket key of the bytes.
     pub object: String,
+    /// When the blob was last stored or claimed (ms since the epoch; 0 for old descriptors).
+    #[serde(default)]
+    pub touched: u64,
+    /// Set by the collector: the bytes are being or have been deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub doomed: bool,
 }
 
 impl BlobDescriptor {
@@ -31,12 +50,43 @@ impl BlobDescriptor {
     }
 }
 
-/// The global descriptor of `digest`, if the blob exists.
-pub async fn descriptor<B: Bucket + ?Sized>(bucket: &B, digest: &Digest) -> Result<Option<BlobDescriptor>> {
+/// The descriptor of `digest` and its etag, tombstones included.
+pub async fn descriptor<B: Bucket + ?Sized>(bucket: &B, digest: &Digest) -> Result<Option<(BlobDescriptor, String)>> {
     match bucket.get(&PathSpec::BlobDescriptor { digest }.key()).await? {
-        Some((bytes, _)) => Ok(Some(BlobDescriptor::from_json(&bytes)?)),
+        Some((bytes, etag)) => Ok(Some((BlobDescriptor::from_json(&bytes)?, etag))),
         None => Ok(None),
     }
+}
+
+/// Claims the existing blob `digest` for a new reference at `now`: its descriptor, renewed so
+/// that no collection can take it (see the module docs). `None` if there is no such blob or it
+/// was collected.
+pub async fn claim<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, now: u64) -> Result<Option<BlobDescriptor>> {
+    let key = PathSpec::BlobDescriptor { digest }.key();
+    for _ in 0..5 {
+        let Some((mut desc, etag)) = descriptor(bucket, digest).await? else { return Ok(None) };
+        if desc.doomed {
+            return Ok(None);
+        }
+        if desc.touched + TOUCH_FRESH_MS > now {
+            return Ok(Some(desc));
+        }
+        desc.touched = now;
+        if bucket.put(&key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_some() {
+            return Ok(Some(desc));
+        }
+        // Someone else claimed or doomed it meanwhile: look again.
+    }
+    Err(RegistryError::internal(format!("descriptor of {digest} kept changing")))
+}
+
+/// Where new bytes of `digest` go: its canonical `data` key, unless a descriptor (a tombstone
+/// left by the collector) exists, whose bytes may still be being deleted; then `objects/<id>/data`.
+pub async fn fresh_data_key<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, id: &str) -> Result<String> {
+    Ok(match bucket.head(&PathSpec::BlobDescriptor { digest }.key()).await? {
+        None => PathSpec::BlobData { digest }.key(),
+        Some(_) => PathSpec::UploadObject { id }.key(),
+    })
 }
 
 /// The blob as `name` sees it: `None` unless the repository links it.
@@ -82,37 +132,46 @@ where
     Ok(true)
 }
 
+/// Records the descriptor of a blob whose bytes were just written to `object` (replacing a
+/// tombstone, if any).
+pub async fn record<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, size: u64, object: String, now: u64) -> Result<BlobDescriptor> {
+    let desc = BlobDescriptor { size, object, touched: now, doomed: false };
+    bucket.put(&PathSpec::BlobDescriptor { digest }.key(), desc.to_json(), None, PutIf::Always).await?;
+    Ok(desc)
+}
+
 /// Records a blob whose bytes are at `object` and links it into `name`. If the digest already
 /// exists (another upload won, or the content was pushed before), the existing descriptor is
-/// kept and returned, and the caller drops its own copy of the bytes: one stored copy.
+/// claimed, kept and returned, and the caller drops its own copy of the bytes: one stored copy.
 pub async fn commit<B: Bucket + ?Sized>(
     bucket: &B,
     name: &RepoName,
     digest: &Digest,
     size: u64,
     object: String,
+    now: u64,
 ) -> Result<(BlobDescriptor, bool)> {
-    let (desc, created) = match descriptor(bucket, digest).await? {
+    let (desc, created) = match claim(bucket, digest, now).await? {
         Some(existing) => (existing, false),
-        None => {
-            let desc = BlobDescriptor { size, object };
-            bucket.put(&PathSpec::BlobDescriptor { digest }.key(), desc.to_json(), None, PutIf::Always).await?;
-            (desc, true)
-        }
+        None => (record(bucket, digest, size, object, now).await?, true),
     };
     link(bucket, name, digest, &desc).await?;
     Ok((desc, created))
 }
 
 /// Cross-repository mount: links into `name` the blob `from` links. `None` when `from` does
-/// not link it (the caller falls back to a regular upload).
+/// not link it or it was collected (the caller falls back to a regular upload).
 pub async fn mount<B: Bucket + ?Sized>(
     bucket: &B,
     name: &RepoName,
     from: &RepoName,
     digest: &Digest,
+    now: u64,
 ) -> Result<Option<BlobDescriptor>> {
-    match linked(bucket, from, digest).await? {
+    if linked(bucket, from, digest).await?.is_none() {
+        return Ok(None);
+    }
+    match claim(bucket, digest, now).await? {
         Some(desc) => {
             link(bucket, name, digest, &desc).await?;
             Ok(Some(desc))
@@ -137,17 +196,17 @@ mod tests {
             let c = RepoName::parse("c").unwrap();
             let d = Digest::of(Algorithm::Sha256, b"hello");
             assert!(linked(&b, &a, &d).await.unwrap().is_none());
-            let (desc, created) = commit(&b, &a, &d, 5, "objects/u1/data".into()).await.unwrap();
+            let (desc, created) = commit(&b, &a, &d, 5, "objects/u1/data".into(), 1).await.unwrap();
             assert!(created);
             assert_eq!(linked(&b, &a, &d).await.unwrap(), Some(desc.clone()));
             // A second commit of the same content keeps the first copy.
-            let (again, created) = commit(&b, &c, &d, 5, "objects/u2/data".into()).await.unwrap();
+            let (again, created) = commit(&b, &c, &d, 5, "objects/u2/data".into(), 2).await.unwrap();
             assert!(!created);
             assert_eq!(again.object, "objects/u1/data");
             // Mount from a repository that does not link it fails; from one that does, works.
             let e = RepoName::parse("e").unwrap();
-            assert!(mount(&b, &e, &RepoName::parse("zzz").unwrap(), &d).await.unwrap().is_none());
-            assert!(mount(&b, &e, &a, &d).await.unwrap().is_some());
+            assert!(mount(&b, &e, &RepoName::parse("zzz").unwrap(), &d, 3).await.unwrap().is_none());
+            assert!(mount(&b, &e, &a, &d, 3).await.unwrap().is_some());
             assert!(linked(&b, &e, &d).await.unwrap().is_some());
             // A pull reads the link once; unlinking forgets the cached copy.
             assert!(linked_for_pull(&b, &f, &a, &d).await.unwrap().is_some());
@@ -157,6 +216,35 @@ mod tests {
             assert!(linked(&b, &a, &d).await.unwrap().is_none());
             assert!(linked_for_pull(&b, &f, &a, &d).await.unwrap().is_none());
             assert!(descriptor(&b, &d).await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn claims_renew_old_descriptors_and_refuse_doomed_ones() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let a = RepoName::parse("a").unwrap();
+            let d = Digest::of(Algorithm::Sha256, b"x");
+            let key = PathSpec::BlobDescriptor { digest: &d }.key();
+            assert_eq!(fresh_data_key(&b, &d, "u").await.unwrap(), PathSpec::BlobData { digest: &d }.key());
+            commit(&b, &a, &d, 1, "k".into(), 1000).await.unwrap();
+            // Fresh: no write.
+            let (_, etag) = descriptor(&b, &d).await.unwrap().unwrap();
+            assert_eq!(claim(&b, &d, 1000 + TOUCH_FRESH_MS - 1).await.unwrap().unwrap().touched, 1000);
+            assert_eq!(descriptor(&b, &d).await.unwrap().unwrap().1, etag);
+            // Old: renewed.
+            let later = 1000 + 3 * TOUCH_FRESH_MS;
+            assert_eq!(claim(&b, &d, later).await.unwrap().unwrap().touched, later);
+            // Doomed: refused, and new bytes of that digest go to a fresh key.
+            let (mut desc, _) = descriptor(&b, &d).await.unwrap().unwrap();
+            desc.doomed = true;
+            b.put(&key, desc.to_json(), None, PutIf::Always).await.unwrap();
+            assert!(claim(&b, &d, later + 1).await.unwrap().is_none());
+            assert_eq!(fresh_data_key(&b, &d, "u9").await.unwrap(), "objects/u9/data");
+            let (desc, created) = commit(&b, &a, &d, 1, "objects/u9/data".into(), later + 2).await.unwrap();
+            assert!(created);
+            assert_eq!(desc.object, "objects/u9/data");
+            assert_eq!(linked(&b, &a, &d).await.unwrap().unwrap().object, "objects/u9/data");
         });
     }
 }

@@ -167,7 +167,7 @@ fn push(blob: &[u8], chunks: &[usize], alg: Algorithm, known: bool) -> (Vec<u8>,
         }
         assert_eq!(at, blob.len());
         let held = uploads.acquire(&repo(), ID, Some(&token), None, 10).await.unwrap();
-        let desc = uploads.commit(&repo(), held, &Digest::of(alg, blob), &&sink).await.unwrap();
+        let desc = uploads.commit(&repo(), held, &Digest::of(alg, blob), &&sink, 1).await.unwrap();
         assert_eq!(desc.size, blob.len() as u64);
         bucket.get(&desc.object).await.unwrap().unwrap().0
     });
@@ -209,7 +209,7 @@ fn sizes_straddling_part_boundaries() {
             let (out, bucket) = push(&blob, &chunks, Algorithm::Sha256, known);
             assert!(out == blob, "chunks {chunks:?}");
             let d = Digest::of(Algorithm::Sha256, &blob);
-            let desc = block_on(crate::storage::blobs::descriptor(&bucket, &d)).unwrap().unwrap();
+            let (desc, _) = block_on(crate::storage::blobs::descriptor(&bucket, &d)).unwrap().unwrap();
             no_upload_leftovers(&bucket, &desc.object);
         }
     }
@@ -224,7 +224,7 @@ fn empty_blob_and_one_byte_chunks() {
     let blob = data(300, 3);
     let (out, bucket) = push(&blob, &vec![1; 300], Algorithm::Sha256, true);
     assert_eq!(out, blob);
-    let desc = block_on(crate::storage::blobs::descriptor(&bucket, &Digest::of(Algorithm::Sha256, &blob))).unwrap().unwrap();
+    let (desc, _) = block_on(crate::storage::blobs::descriptor(&bucket, &Digest::of(Algorithm::Sha256, &blob))).unwrap().unwrap();
     no_upload_leftovers(&bucket, &desc.object);
 }
 
@@ -369,7 +369,7 @@ fn digest_mismatch_discards_everything() {
         let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
         assert_eq!(held.state.parts.len(), 1);
         let wrong = Digest::of(Algorithm::Sha256, b"other");
-        let err = uploads.commit(&repo(), held, &wrong, &&sink).await.unwrap_err();
+        let err = uploads.commit(&repo(), held, &wrong, &&sink, 1).await.unwrap_err();
         assert_eq!(err.code, crate::oci::error::Code::DigestInvalid);
         assert!(bucket.keys().is_empty(), "left: {:?}", bucket.keys());
         assert!(sink.uploads.borrow().is_empty(), "multipart aborted");
@@ -434,7 +434,7 @@ fn second_upload_of_same_content_keeps_one_copy() {
             let held = uploads.acquire(&repo(), id, None, None, 0).await.unwrap();
             let mut body = Body::new(vec![blob.clone()], true);
             let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
-            uploads.commit(&repo(), held, &d, &&sink).await.unwrap();
+            uploads.commit(&repo(), held, &d, &&sink, 1).await.unwrap();
         }
         let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
         assert_eq!(objects.len(), 1, "{objects:?}");

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::blobs::BlobDescriptor;
+use super::blobs;
 use super::facts::{self, FactCache};
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
@@ -27,6 +27,16 @@ pub struct Revision {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Bucket key of the bytes (absent in old links: the canonical `data` key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+impl Revision {
+    /// Where the manifest's bytes are.
+    pub fn object_key(&self, digest: &Digest) -> String {
+        self.object.clone().unwrap_or_else(|| PathSpec::BlobData { digest }.key())
+    }
 }
 
 /// What a successful PUT reports.
@@ -48,7 +58,9 @@ fn unknown(reference: &impl std::fmt::Display) -> RegistryError {
     RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {reference}"))
 }
 
-/// Stores a manifest pushed to `name` under `reference`.
+/// Stores a manifest pushed to `name` under `reference` at `now`; `id` names a fresh object
+/// if the bytes cannot go to their canonical key.
+#[allow(clippy::too_many_arguments)]
 pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     bucket: &B,
     facts: &F,
@@ -56,6 +68,8 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     reference: &Reference,
     bytes: Vec<u8>,
     content_type: Option<&str>,
+    now: u64,
+    id: &str,
 ) -> Result<Stored> {
     if bytes.len() > manifest::MAX_MANIFEST_BYTES {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {} bytes", manifest::MAX_MANIFEST_BYTES)));
@@ -71,14 +85,24 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
         }
         Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
     };
-    check_references(bucket, name, &parsed).await?;
+    check_references(bucket, name, &parsed, now).await?;
 
     let size = bytes.len() as u64;
-    let data = PathSpec::BlobData { digest: &digest }.key();
-    bucket.put(&data, bytes, Some(&parsed.media_type), PutIf::Always).await?;
-    let desc = BlobDescriptor { size, object: data };
-    bucket.put(&PathSpec::BlobDescriptor { digest: &digest }.key(), desc.to_json(), None, PutIf::Always).await?;
-    let revision = Revision { media_type: parsed.media_type.clone(), size, subject: parsed.subject.as_ref().map(|s| s.to_string()) };
+    // The same bytes stored before are claimed, not written again.
+    let object = match blobs::claim(bucket, &digest, now).await? {
+        Some(desc) => desc.object,
+        None => {
+            let key = blobs::fresh_data_key(bucket, &digest, id).await?;
+            bucket.put(&key, bytes, Some(&parsed.media_type), PutIf::Always).await?;
+            blobs::record(bucket, &digest, size, key, now).await?.object
+        }
+    };
+    let revision = Revision {
+        media_type: parsed.media_type.clone(),
+        size,
+        subject: parsed.subject.as_ref().map(|s| s.to_string()),
+        object: Some(object),
+    };
     let revision_json = serde_json::to_vec(&revision).expect("serializable");
     bucket.put(&PathSpec::ManifestRevision { name, digest: &digest }.key(), revision_json, None, PutIf::Always).await?;
     if let Reference::Tag(tag) = reference {
@@ -99,18 +123,26 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
 }
 
 /// Every blob the manifest names must be linked in the repository and every child manifest
-/// must be a revision of it; the first missing one is reported.
-async fn check_references<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, parsed: &ParsedManifest) -> Result<()> {
-    let blob_keys = parsed.blobs.iter().map(|digest| (digest, PathSpec::LayerLink { name, digest }.key()));
-    let child_keys = parsed.manifests.iter().map(|digest| (digest, PathSpec::ManifestRevision { name, digest }.key()));
-    let wanted: Vec<(&Digest, String)> = blob_keys.chain(child_keys).collect();
-    let found = join_all(wanted.iter().map(|(_, key)| bucket.head(key))).await;
-    for ((digest, _), found) in wanted.iter().zip(found) {
-        if found?.is_none() {
-            return Err(RegistryError::new(Code::ManifestBlobUnknown, digest.to_string()));
+/// must be a revision of it; the first missing one is reported. Each is claimed (so a
+/// concurrent garbage collection keeps it), and a link left pointing at collected bytes is
+/// renewed to the blob's current copy.
+async fn check_references<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, parsed: &ParsedManifest, now: u64) -> Result<()> {
+    let missing = |digest: &Digest| RegistryError::new(Code::ManifestBlobUnknown, digest.to_string());
+    let blobs_ok = join_all(parsed.blobs.iter().map(|digest| async move {
+        let link = blobs::linked(bucket, name, digest).await?.ok_or_else(|| missing(digest))?;
+        let desc = blobs::claim(bucket, digest, now).await?.ok_or_else(|| missing(digest))?;
+        if link.object != desc.object {
+            blobs::link(bucket, name, digest, &desc).await?;
         }
-    }
-    Ok(())
+        Ok::<(), RegistryError>(())
+    }));
+    let children_ok = join_all(parsed.manifests.iter().map(|digest| async move {
+        bucket.head(&PathSpec::ManifestRevision { name, digest }.key()).await?.ok_or_else(|| missing(digest))?;
+        blobs::claim(bucket, digest, now).await?.ok_or_else(|| missing(digest))?;
+        Ok::<(), RegistryError>(())
+    }));
+    let (b, c) = futures_util::future::join(blobs_ok, children_ok).await;
+    b.into_iter().chain(c).collect()
 }
 
 /// The descriptor the referrers API lists for a manifest with a subject.
@@ -179,7 +211,8 @@ pub async fn get<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     reference: &Reference,
 ) -> Result<Fetched> {
     let (digest, rev) = stat(bucket, facts, name, reference).await?;
-    let bytes = facts::read(bucket, facts, &PathSpec::BlobData { digest: &digest })
+    let key = rev.object_key(&digest);
+    let bytes = facts::read(bucket, facts, &PathSpec::Object { key: &key })
         .await?
         .ok_or_else(|| RegistryError::internal(format!("manifest bytes missing for {digest}")))?;
     Ok(Fetched { digest, media_type: rev.media_type, bytes })
@@ -305,7 +338,7 @@ mod tests {
 
     async fn push_blob(b: &MemoryBucket, name: &RepoName, content: &[u8]) -> Digest {
         let d = Digest::of(Algorithm::Sha256, content);
-        blobs::commit(b, name, &d, content.len() as u64, "x".into()).await.unwrap();
+        blobs::commit(b, name, &d, content.len() as u64, "x".into(), 1).await.unwrap();
         d
     }
 
@@ -329,9 +362,9 @@ mod tests {
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             let bytes = image(&c, &l, "");
-            let stored = put(&b, &f, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST)).await.unwrap();
+            let stored = put(&b, &f, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST), 1, "id").await.unwrap();
             assert_eq!(stored.digest, Digest::of(Algorithm::Sha256, &bytes));
-            put(&b, &f, &n, &tag("v2"), bytes.clone(), None).await.unwrap();
+            put(&b, &f, &n, &tag("v2"), bytes.clone(), None, 1, "id").await.unwrap();
             let got = get(&b, &f, &n, &tag("v1")).await.unwrap();
             assert_eq!(got.bytes, bytes);
             assert_eq!(got.media_type, OCI_MANIFEST);
@@ -358,7 +391,7 @@ mod tests {
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
-            let stored = put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None).await.unwrap();
+            let stored = put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None, 1, "id").await.unwrap();
             let by_digest = Reference::Digest(stored.digest.clone());
             get(&b, &f, &n, &by_digest).await.unwrap();
             let reads = b.reads();
@@ -382,9 +415,9 @@ mod tests {
             let c = push_blob(&b, &n, b"c").await;
             let l1 = push_blob(&b, &n, b"l1").await;
             let l2 = push_blob(&b, &n, b"l2").await;
-            put(&b, &f, &n, &tag("latest"), image(&c, &l1, ""), None).await.unwrap();
+            put(&b, &f, &n, &tag("latest"), image(&c, &l1, ""), None, 1, "id").await.unwrap();
             get(&b, &f, &n, &tag("latest")).await.unwrap();
-            let new = put(&b, &f, &n, &tag("latest"), image(&c, &l2, ""), None).await.unwrap();
+            let new = put(&b, &f, &n, &tag("latest"), image(&c, &l2, ""), None, 1, "id").await.unwrap();
             assert_eq!(get(&b, &f, &n, &tag("latest")).await.unwrap().digest, new.digest);
             delete(&b, &f, &n, &tag("latest")).await.unwrap();
             assert_eq!(get(&b, &f, &n, &tag("latest")).await.unwrap_err().code, Code::ManifestUnknown);
@@ -400,8 +433,8 @@ mod tests {
             let c = push_blob(&b, &n, b"c").await;
             let l1 = push_blob(&b, &n, b"l1").await;
             let l2 = push_blob(&b, &n, b"l2").await;
-            let old = put(&b, &f, &n, &tag("latest"), image(&c, &l1, ""), None).await.unwrap();
-            let new = put(&b, &f, &n, &tag("latest"), image(&c, &l2, ""), None).await.unwrap();
+            let old = put(&b, &f, &n, &tag("latest"), image(&c, &l1, ""), None, 1, "id").await.unwrap();
+            let new = put(&b, &f, &n, &tag("latest"), image(&c, &l2, ""), None, 1, "id").await.unwrap();
             delete(&b, &f, &n, &Reference::Digest(old.digest)).await.unwrap();
             assert_eq!(get(&b, &f, &n, &tag("latest")).await.unwrap().digest, new.digest);
         });
@@ -415,16 +448,16 @@ mod tests {
             let n = repo("app");
             let c = push_blob(&b, &n, b"c").await;
             let missing = Digest::of(Algorithm::Sha256, b"nope");
-            let err = put(&b, &f, &n, &tag("v1"), image(&c, &missing, ""), None).await.unwrap_err();
+            let err = put(&b, &f, &n, &tag("v1"), image(&c, &missing, ""), None, 1, "id").await.unwrap_err();
             assert_eq!(err.code, Code::ManifestBlobUnknown);
             assert_eq!(err.detail, missing.to_string());
             // A blob linked in another repository does not count.
             let other = repo("other");
             let l = push_blob(&b, &other, b"l").await;
-            assert_eq!(put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
+            assert_eq!(put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None, 1, "id").await.unwrap_err().code, Code::ManifestBlobUnknown);
             // An index needs its children in the repository.
             let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{missing}","size":1}}]}}"#);
-            assert_eq!(put(&b, &f, &n, &tag("i"), index.into_bytes(), None).await.unwrap_err().code, Code::ManifestBlobUnknown);
+            assert_eq!(put(&b, &f, &n, &tag("i"), index.into_bytes(), None, 1, "id").await.unwrap_err().code, Code::ManifestBlobUnknown);
             assert!(!repository_exists(&b, &n).await.unwrap());
         });
     }
@@ -438,12 +471,12 @@ mod tests {
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             let wrong = Reference::Digest(Digest::of(Algorithm::Sha256, b"other"));
-            assert_eq!(put(&b, &f, &n, &wrong, image(&c, &l, ""), None).await.unwrap_err().code, Code::DigestInvalid);
+            assert_eq!(put(&b, &f, &n, &wrong, image(&c, &l, ""), None, 1, "id").await.unwrap_err().code, Code::DigestInvalid);
             let bytes = image(&c, &l, "");
             let sha512 = Reference::Digest(Digest::of(Algorithm::Sha512, &bytes));
-            assert!(put(&b, &f, &n, &sha512, bytes, None).await.is_ok());
+            assert!(put(&b, &f, &n, &sha512, bytes, None, 1, "id").await.is_ok());
             let big = vec![b' '; manifest::MAX_MANIFEST_BYTES + 1];
-            assert_eq!(put(&b, &f, &n, &tag("big"), big, None).await.unwrap_err().code, Code::TooLarge);
+            assert_eq!(put(&b, &f, &n, &tag("big"), big, None, 1, "id").await.unwrap_err().code, Code::TooLarge);
         });
     }
 
@@ -458,9 +491,9 @@ mod tests {
             let subject = Digest::of(Algorithm::Sha256, b"not pushed");
             let sig = format!(r#","artifactType":"application/x.sig","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}},"annotations":{{"a":"b"}}"#);
             let sbom = format!(r#","artifactType":"application/x.sbom","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":1}}"#);
-            let s1 = put(&b, &f, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None).await.unwrap();
+            let s1 = put(&b, &f, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None, 1, "id").await.unwrap();
             assert_eq!(s1.subject.as_ref(), Some(&subject));
-            let s2 = put(&b, &f, &n, &tag("sbom"), image(&c, &l, &sbom), None).await.unwrap();
+            let s2 = put(&b, &f, &n, &tag("sbom"), image(&c, &l, &sbom), None, 1, "id").await.unwrap();
             let (all, page) = referrers(&b, &n, &subject, None, None, 10).await.unwrap();
             assert_eq!(all.len(), 2);
             assert!(!page.more);
@@ -488,7 +521,7 @@ mod tests {
             let c = push_blob(&b, &n, b"c").await;
             let l = push_blob(&b, &n, b"l").await;
             for t in ["b", "a", "c10", "c9", "C"] {
-                put(&b, &f, &n, &tag(t), image(&c, &l, ""), None).await.unwrap();
+                put(&b, &f, &n, &tag(t), image(&c, &l, ""), None, 1, "id").await.unwrap();
             }
             let p1 = tags(&b, &n, None, 2).await.unwrap();
             assert_eq!(p1, Page { items: vec!["C".into(), "a".into()], more: true });
@@ -498,10 +531,10 @@ mod tests {
             assert_eq!(p3, Page { items: vec!["c9".into()], more: false });
             assert_eq!(tags(&b, &n, None, 0).await.unwrap(), Page { items: vec![], more: false });
             assert_eq!(tags(&b, &repo("nope"), None, 5).await.unwrap_err().code, Code::NameUnknown);
-            put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap_err();
-            blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into() }).await.unwrap();
-            blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into() }).await.unwrap();
-            put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None).await.unwrap();
+            put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None, 1, "id").await.unwrap_err();
+            blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false }).await.unwrap();
+            blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false }).await.unwrap();
+            put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None, 1, "id").await.unwrap();
             assert_eq!(catalog(&b, None, 10).await.unwrap().items, vec!["app", "app/sub"]);
             assert_eq!(catalog(&b, Some("app"), 10).await.unwrap().items, vec!["app/sub"]);
         });

@@ -9,6 +9,7 @@
 pub mod blobs;
 pub mod chunking;
 pub mod facts;
+pub mod gc;
 pub mod manifests;
 pub mod meter;
 pub mod paths;

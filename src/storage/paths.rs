@@ -3,7 +3,7 @@
 //! Layout of the bucket (R2, strongly consistent, no copy or rename):
 //!
 //! ```text
-//! blobs/<alg>/<hh>/<hex>/descriptor        BlobDescriptor JSON {size, object}: the blob exists
+//! blobs/<alg>/<hh>/<hex>/descriptor        BlobDescriptor JSON {size, object, touched, doomed}
 //! blobs/<alg>/<hh>/<hex>/data              the bytes, when their digest was known before they
 //!                                          were written (monolithic push, manifests)
 //! objects/<upload-id>/data                 the bytes of a chunked upload: the R2 multipart
@@ -17,7 +17,8 @@
 //!                                          repository blob link: the repository may serve the
 //!                                          blob; holds a copy of the descriptor
 //! repositories/<name>/_manifests/revisions/<alg>/<hex>/link
-//!                                          manifest revision link; holds {mediaType, size}
+//!                                          manifest revision link; holds {mediaType, size,
+//!                                          subject, object (where the bytes are)}
 //! repositories/<name>/_manifests/revisions/<alg>/<hex>/tags/<tag>
 //!                                          tag index entry: <tag> points at this revision
 //!                                          (deleting the revision finds its tags by prefix)
@@ -28,7 +29,11 @@
 //!                                          referrers API for manifest <hex> whose subject is
 //!                                          <subject-hex>
 //! catalog/<name>                           catalog entry, written with the first manifest
+//! gc/state                                 the garbage collector's progress between runs
 //! ```
+//!
+//! A descriptor also records when the blob was last stored or claimed (`touched`) and whether
+//! the collector doomed it; a doomed descriptor stays as a tombstone (see `blobs`, `gc`).
 //!
 //! Names cannot contain a component starting with '_', so `_layers`, `_manifests`,
 //! `_referrers` never collide with a repository called `a/b`. Every list the API serves
@@ -72,6 +77,14 @@ pub enum PathSpec<'a> {
     CatalogEntry { name: &'a RepoName },
     /// Prefix of the catalog.
     Catalog,
+    /// A stored object named by a descriptor or revision link (`BlobData` or `UploadObject`).
+    Object { key: &'a str },
+    /// Prefix of every blob (descriptors and canonical data).
+    Blobs,
+    /// Prefix of every upload state.
+    Uploads,
+    /// The collector's progress between runs.
+    GcState,
 }
 
 impl PathSpec<'_> {
@@ -110,16 +123,21 @@ impl PathSpec<'_> {
             }
             PathSpec::CatalogEntry { name } => format!("catalog/{name}"),
             PathSpec::Catalog => "catalog/".to_string(),
+            PathSpec::Object { key } => key.to_string(),
+            PathSpec::Blobs => "blobs/".to_string(),
+            PathSpec::Uploads => "uploads/".to_string(),
+            PathSpec::GcState => "gc/state".to_string(),
         }
     }
 
     /// Whether the value at this path may be served from the fact cache (`facts`).
     pub fn caching(&self) -> Caching {
         match self {
-            PathSpec::LayerLink { .. } | PathSpec::ManifestRevision { .. } | PathSpec::BlobDescriptor { .. } => Caching::Immutable,
+            PathSpec::LayerLink { .. } | PathSpec::ManifestRevision { .. } => Caching::Immutable,
             // Read through the fact cache only for manifests (at most 4 MiB); blob bytes are
-            // served as streams and cached whole in the edge cache.
-            PathSpec::BlobData { .. } => Caching::Immutable,
+            // served as streams and cached whole in the edge cache. Objects never change: a
+            // collected one is never written again (see `blobs`).
+            PathSpec::BlobData { .. } | PathSpec::Object { .. } => Caching::Immutable,
             PathSpec::TagCurrent { .. } => Caching::Mutable,
             _ => Caching::Never,
         }

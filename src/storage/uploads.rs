@@ -271,7 +271,7 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
     }
 
     /// Finishes the upload as `digest`. On a mismatch the upload is discarded whole.
-    pub async fn commit<K: PartSink>(&self, name: &RepoName, held: Loaded, digest: &Digest, sink: &K) -> Result<blobs::BlobDescriptor> {
+    pub async fn commit<K: PartSink>(&self, name: &RepoName, held: Loaded, digest: &Digest, sink: &K, now: u64) -> Result<blobs::BlobDescriptor> {
         let Loaded { state, etag } = held;
         if digest.algorithm() != state.algorithm {
             let algorithm = state.algorithm;
@@ -292,7 +292,7 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             return Err(RegistryError::new(Code::DigestInvalid, format!("uploaded content has digest {computed}, not {digest}")));
         }
         let (object, obsolete) = chunking::finish(&state, sink).await?;
-        let (desc, created) = blobs::commit(self.bucket, name, digest, state.offset, object.clone()).await?;
+        let (desc, created) = blobs::commit(self.bucket, name, digest, state.offset, object.clone(), now).await?;
         let mut doomed = obsolete;
         if !created && desc.object != object {
             doomed.push(object);

@@ -1,0 +1,425 @@
+//! Online mark-and-sweep garbage collection, in bounded steps that resume from a cursor.
+//!
+//! **Mark.** Every manifest revision of every repository in the catalog is a root: its digest
+//! and every digest its manifest names (config, layers, index children, subject) are marked.
+//! **Sweep.** Every descriptor under `blobs/` that is not marked, not already doomed, and was
+//! last touched before `T0 - grace` (`T0`: when this collection started marking) is doomed by a
+//! conditional put on the etag just read; then its bytes are deleted and its cached copies
+//! forgotten. The descriptor stays as a tombstone. Layer links are not roots: a blob pushed but
+//! named by no manifest is collected once it is older than the grace period, as in
+//! distribution; a link left pointing at collected bytes answers BLOB_UNKNOWN.
+//!
+//! **Why a concurrent push never loses data.** Every new reference to a blob goes through
+//! `blobs::claim` before it is written (commit and mount before the link, manifest PUT before
+//! the revision), and new bytes get a descriptor touched at write time. Take a reference made
+//! at time `t` to blob `b`, whose claim saw `b` not doomed:
+//! 1. If the claim left `touched` alone, `touched > t - TOUCH_FRESH_MS`. A collection can doom
+//!    `b` only if `touched < T0 - grace`, so only if `T0 > t + grace - TOUCH_FRESH_MS >= t +
+//!    TOUCH_FRESH_MS` (grace is at least twice `TOUCH_FRESH_MS`). That collection started
+//!    marking more than ten minutes after the claim, when the request that claimed had long
+//!    finished: its manifest revision is a root, so `b` is marked (a link alone is not a root,
+//!    but then the link's push is simply older than the grace period by then).
+//! 2. If the claim renewed `touched` to `t` by a conditional put: a collection that read the
+//!    descriptor before that put holds a stale etag and its doom put fails; one that reads it
+//!    after sees `touched = t`, which is not older than `T0 - grace` for any `T0 <= t + grace`,
+//!    and any later `T0` is case 1 again.
+//! 3. If the claim saw `b` doomed, the writer does not reference those bytes: it stores its own
+//!    copy under a fresh key (`blobs::fresh_data_key`) and replaces the tombstone, and the
+//!    collector deletes only the key named by the descriptor it doomed.
+//!
+//! So bytes are deleted only when no reference made before the doom can reach them and none
+//! can be made after it. The state between runs is one object, `gc/state`, holding `T0`, the
+//! cursors and the marked set; a run takes a lease on it, so two runs never interleave. A dry
+//! run reports what would be collected and writes nothing.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::blobs::{self, TOUCH_FRESH_MS};
+use super::facts::{self, FactCache};
+use super::manifests::Revision;
+use super::paths::PathSpec;
+use super::{Bucket, PutIf};
+use crate::oci::digest::Digest;
+use crate::oci::error::{RegistryError, Result};
+use crate::oci::manifest;
+use crate::oci::name::RepoName;
+
+/// The shortest grace period the argument above allows.
+pub const MIN_GRACE_MS: u64 = 2 * TOUCH_FRESH_MS;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    #[default]
+    Mark,
+    Sweep,
+}
+
+/// Counts of one collection (over all its runs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub repositories: u64,
+    pub manifests: u64,
+    pub blobs_scanned: u64,
+    pub blobs_kept: u64,
+    pub blobs_deleted: u64,
+    pub bytes_freed: u64,
+}
+
+/// A collection in progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcState {
+    /// T0: when marking started (ms).
+    pub started_at: u64,
+    pub phase: Phase,
+    /// The last repository fully marked.
+    pub repo_cursor: Option<String>,
+    /// The repository being marked, and the last revision key marked in it.
+    pub repo: Option<String>,
+    pub revision_cursor: Option<String>,
+    /// The last key swept under `blobs/`.
+    pub sweep_cursor: Option<String>,
+    pub marked: BTreeSet<String>,
+    pub stats: Stats,
+    /// A run holds the collection until then (ms).
+    #[serde(default)]
+    pub lease_until: u64,
+}
+
+impl GcState {
+    pub fn new(now: u64) -> Self {
+        GcState { started_at: now, ..Default::default() }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The collection is complete (else: resume from the saved state).
+    pub finished: bool,
+    /// Digests whose bytes were deleted (for the caller's edge cache).
+    pub deleted: Vec<Digest>,
+}
+
+/// Bucket operations left for this run.
+struct Budget(u64);
+
+impl Budget {
+    fn spend(&mut self, n: u64) {
+        self.0 = self.0.saturating_sub(n);
+    }
+
+    fn left(&self) -> bool {
+        self.0 > 0
+    }
+
+    fn page(&self) -> usize {
+        self.0.clamp(1, super::MAX_PAGE as u64) as usize
+    }
+}
+
+/// Advances `state` by at most `budget` bucket operations.
+pub async fn step<B, F>(bucket: &B, facts: &F, state: &mut GcState, grace_ms: u64, budget: u64, dry_run: bool) -> Result<Step>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    let mut budget = Budget(budget);
+    let mut out = Step::default();
+    while budget.left() {
+        match state.phase {
+            Phase::Mark => mark_some(bucket, facts, state, &mut budget).await?,
+            Phase::Sweep => {
+                if sweep_some(bucket, facts, state, grace_ms.max(MIN_GRACE_MS), &mut budget, dry_run, &mut out).await? {
+                    out.finished = true;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Marks one page of revisions (or moves to the next repository, or to the sweep).
+async fn mark_some<B, F>(bucket: &B, facts: &F, state: &mut GcState, budget: &mut Budget) -> Result<()>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    let Some(repo) = state.repo.clone() else {
+        let catalog = PathSpec::Catalog.key();
+        let after = state.repo_cursor.as_ref().map(|r| format!("{catalog}{r}"));
+        let page = bucket.list(&catalog, after.as_deref(), 1).await?;
+        budget.spend(1);
+        match page.keys.first() {
+            Some(key) => {
+                state.repo = Some(key[catalog.len()..].to_string());
+                state.revision_cursor = None;
+                state.stats.repositories += 1;
+            }
+            None => state.phase = Phase::Sweep,
+        }
+        return Ok(());
+    };
+    let name = RepoName::parse(&repo).map_err(RegistryError::internal)?;
+    let prefix = format!("repositories/{name}/_manifests/revisions/");
+    let page = bucket.list(&prefix, state.revision_cursor.as_deref(), budget.page().min(100)).await?;
+    budget.spend(1);
+    for key in &page.keys {
+        // `<alg>/<hex>/link`; the tag index entries below a revision are skipped.
+        let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
+        let [alg, hex, "link"] = parts[..] else { continue };
+        let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else { continue };
+        mark_manifest(bucket, facts, &name, &digest, &mut state.marked).await?;
+        budget.spend(2);
+        state.stats.manifests += 1;
+    }
+    if page.truncated {
+        state.revision_cursor = page.keys.last().cloned();
+    } else {
+        state.repo_cursor = Some(repo);
+        state.repo = None;
+    }
+    Ok(())
+}
+
+/// Marks a manifest and everything it names.
+async fn mark_manifest<B, F>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest, marked: &mut BTreeSet<String>) -> Result<()>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    marked.insert(digest.to_string());
+    let Some(rev) = facts::read(bucket, facts, &PathSpec::ManifestRevision { name, digest }).await? else { return Ok(()) };
+    let rev: Revision = serde_json::from_slice(&rev).map_err(RegistryError::internal)?;
+    let key = rev.object_key(digest);
+    let Some(bytes) = facts::read(bucket, facts, &PathSpec::Object { key: &key }).await? else { return Ok(()) };
+    // Stored manifests were valid when pushed; one that no longer parses keeps only itself.
+    if let Ok(parsed) = manifest::parse(&bytes, Some(&rev.media_type)) {
+        marked.extend(parsed.blobs.iter().chain(&parsed.manifests).chain(&parsed.subject).map(Digest::to_string));
+    }
+    Ok(())
+}
+
+/// Sweeps one page of `blobs/`; true when the sweep is complete.
+#[allow(clippy::too_many_arguments)]
+async fn sweep_some<B, F>(bucket: &B, facts: &F, state: &mut GcState, grace_ms: u64, budget: &mut Budget, dry_run: bool, out: &mut Step) -> Result<bool>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    let prefix = PathSpec::Blobs.key();
+    let page = bucket.list(&prefix, state.sweep_cursor.as_deref(), budget.page().min(200)).await?;
+    budget.spend(1);
+    let cutoff = state.started_at.saturating_sub(grace_ms);
+    for key in &page.keys {
+        // `blobs/<alg>/<hh>/<hex>/descriptor`
+        let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
+        let [alg, _, hex, "descriptor"] = parts[..] else { continue };
+        let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else { continue };
+        state.stats.blobs_scanned += 1;
+        if state.marked.contains(&digest.to_string()) {
+            state.stats.blobs_kept += 1;
+            continue;
+        }
+        budget.spend(1);
+        let Some((mut desc, etag)) = blobs::descriptor(bucket, &digest).await? else { continue };
+        if desc.doomed {
+            // A tombstone of an earlier collection.
+            state.stats.blobs_scanned -= 1;
+            continue;
+        }
+        if desc.touched >= cutoff {
+            state.stats.blobs_kept += 1;
+            continue;
+        }
+        if !dry_run {
+            desc.doomed = true;
+            budget.spend(3);
+            if bucket.put(key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
+                // Claimed meanwhile: it lives.
+                state.stats.blobs_kept += 1;
+                continue;
+            }
+            if !desc.object.is_empty() {
+                bucket.delete(std::slice::from_ref(&desc.object)).await?;
+                facts::forget(facts, &[PathSpec::Object { key: &desc.object }]).await;
+            }
+            out.deleted.push(digest);
+        }
+        state.stats.blobs_deleted += 1;
+        state.stats.bytes_freed += desc.size;
+    }
+    state.sweep_cursor = page.keys.last().cloned().or(state.sweep_cursor.take());
+    Ok(!page.truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::digest::Algorithm;
+    use crate::oci::manifest::OCI_MANIFEST;
+    use crate::oci::name::Reference;
+    use crate::storage::manifests;
+    use crate::storage::memory::{MemoryBucket, MemoryFacts};
+    use futures_executor::block_on;
+
+    const HOUR: u64 = 3600 * 1000;
+
+    fn repo(s: &str) -> RepoName {
+        RepoName::parse(s).unwrap()
+    }
+
+    /// Pushes a blob as an upload would (bytes at their canonical key, then commit).
+    async fn push_blob(b: &MemoryBucket, name: &RepoName, content: &[u8], now: u64) -> Digest {
+        let d = Digest::of(Algorithm::Sha256, content);
+        let key = blobs::fresh_data_key(b, &d, &format!("u{now}")).await.unwrap();
+        b.put(&key, content.to_vec(), None, PutIf::Always).await.unwrap();
+        blobs::commit(b, name, &d, content.len() as u64, key, now).await.unwrap();
+        d
+    }
+
+    fn image(config: &Digest, layers: &[&Digest]) -> Vec<u8> {
+        let layers: Vec<String> = layers
+            .iter()
+            .map(|l| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":1}}"#))
+            .collect();
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":1}},"layers":[{}]}}"#,
+            layers.join(",")
+        )
+        .into_bytes()
+    }
+
+    async fn collect(b: &MemoryBucket, f: &MemoryFacts, now: u64, budget: u64, dry_run: bool) -> (GcState, Vec<Digest>) {
+        let mut state = GcState::new(now);
+        let mut deleted = Vec::new();
+        for _ in 0..10_000 {
+            let s = step(b, f, &mut state, HOUR, budget, dry_run).await.unwrap();
+            deleted.extend(s.deleted);
+            if s.finished {
+                return (state, deleted);
+            }
+        }
+        panic!("collection did not finish");
+    }
+
+    async fn alive(b: &MemoryBucket, d: &Digest) -> bool {
+        match blobs::descriptor(b, d).await.unwrap() {
+            Some((desc, _)) if !desc.doomed => b.get(&desc.object).await.unwrap().is_some(),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn deleted_image_is_collected_shared_layers_and_young_blobs_kept() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
+            let n = repo("app");
+            let t = 1_000 * HOUR;
+            let c = push_blob(&b, &n, b"config", t).await;
+            let shared = push_blob(&b, &n, b"shared", t).await;
+            let only_a = push_blob(&b, &n, b"a", t).await;
+            let only_b = push_blob(&b, &n, b"b", t).await;
+            manifests::put(&b, &f, &n, &Reference::parse("a").unwrap(), image(&c, &[&shared, &only_a]), None, t, "m1").await.unwrap();
+            let mb = manifests::put(&b, &f, &n, &Reference::parse("b").unwrap(), image(&c, &[&shared, &only_b]), None, t, "m2").await.unwrap();
+            manifests::delete(&b, &f, &n, &Reference::Digest(mb.digest.clone())).await.unwrap();
+            // A blob pushed just now, named by no manifest yet: inside the grace period.
+            let young = push_blob(&b, &n, b"young", t + 2 * HOUR).await;
+
+            // Dry run: reports, changes nothing.
+            let before = b.keys();
+            let (dry, deleted) = collect(&b, &f, t + 2 * HOUR, 7, true).await;
+            assert_eq!(b.keys(), before);
+            assert!(deleted.is_empty());
+            assert_eq!(dry.stats.blobs_deleted, 2, "image b's own layer and its manifest");
+
+            let (done, deleted) = collect(&b, &f, t + 2 * HOUR, 7, false).await;
+            assert_eq!(done.stats, dry.stats);
+            assert_eq!(deleted.len(), 2);
+            assert!(deleted.contains(&only_b) && deleted.contains(&mb.digest));
+            for kept in [&c, &shared, &only_a, &young] {
+                assert!(alive(&b, kept).await, "{kept} must survive");
+            }
+            assert!(!alive(&b, &only_b).await);
+            // Image a still pulls.
+            let m = manifests::get(&b, &f, &n, &Reference::parse("a").unwrap()).await.unwrap();
+            assert_eq!(m.bytes, image(&c, &[&shared, &only_a]));
+        });
+    }
+
+    #[test]
+    fn a_push_racing_the_sweep_never_loses_data() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
+            let n = repo("app");
+            let t = 1_000 * HOUR;
+            let c = push_blob(&b, &n, b"config", t).await;
+            let old = push_blob(&b, &n, b"old layer", t).await;
+            // The collection starts marking at T0: nothing names `old`.
+            let t0 = t + 2 * HOUR;
+            let mut state = GcState::new(t0);
+            while state.phase == Phase::Mark {
+                step(&b, &f, &mut state, HOUR, 1, false).await.unwrap();
+            }
+            // Now, before the sweep reaches it, a manifest naming `old` is pushed: its claim
+            // renews the descriptor, so the sweep must keep it.
+            let m = manifests::put(&b, &f, &n, &Reference::parse("v1").unwrap(), image(&c, &[&old]), None, t0 + 1000, "m").await.unwrap();
+            let mut deleted = Vec::new();
+            loop {
+                let s = step(&b, &f, &mut state, HOUR, 5, false).await.unwrap();
+                deleted.extend(s.deleted);
+                if s.finished {
+                    break;
+                }
+            }
+            assert!(deleted.is_empty(), "collected {deleted:?}");
+            assert!(alive(&b, &old).await && alive(&b, &c).await && alive(&b, &m.digest).await);
+
+            // The other order: the collector dooms first; the pusher then finds a tombstone,
+            // stores its own copy and links that.
+            let gone = push_blob(&b, &n, b"to be collected", t).await;
+            let (_, deleted) = collect(&b, &f, t0 + 2000, 50, false).await;
+            assert!(deleted.contains(&gone));
+            let again = push_blob(&b, &repo("other"), b"to be collected", t0 + 3000).await;
+            assert_eq!(again, gone);
+            let link = blobs::linked(&b, &repo("other"), &gone).await.unwrap().unwrap();
+            assert!(link.object.starts_with("objects/"), "fresh key, not the doomed one: {}", link.object);
+            assert!(alive(&b, &gone).await);
+            // `app` still links the collected bytes; a manifest naming the blob there renews
+            // that link to the blob's new copy.
+            let put = manifests::put(&b, &f, &n, &Reference::parse("v2").unwrap(), image(&c, &[&gone]), None, t0 + 4000, "m9").await;
+            assert!(put.is_ok());
+            assert_eq!(blobs::linked(&b, &n, &gone).await.unwrap().unwrap().object, link.object);
+        });
+    }
+
+    #[test]
+    fn work_resumes_from_the_cursor() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
+            let t = 1_000 * HOUR;
+            for i in 0..30 {
+                push_blob(&b, &repo(&format!("r{i}")), format!("blob {i}").as_bytes(), t).await;
+            }
+            let mut state = GcState::new(t + 2 * HOUR);
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                let before = state.clone();
+                let s = step(&b, &f, &mut state, HOUR, 4, false).await.unwrap();
+                assert!(s.deleted.len() <= 4);
+                // Persisted and reloaded between runs, as the worker does.
+                state = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+                assert!(state != before || s.finished);
+                if s.finished {
+                    break;
+                }
+            }
+            assert!(steps > 5, "a small budget takes many runs ({steps})");
+            assert_eq!(state.stats.blobs_deleted, 30);
+        });
+    }
+}
