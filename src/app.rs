@@ -14,6 +14,7 @@ use crate::auth::token::TokenSigner;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::routes::TOKEN_PATH;
 use crate::storage::edge::Edge;
+use crate::storage::lifecycle::LifecycleConfig;
 use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
 use crate::storage::uploads::TokenKey;
@@ -26,6 +27,12 @@ extern "C" {
 
 static WARNED: AtomicBool = AtomicBool::new(false);
 static WARNED_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Lifecycle defaults: uploads abandoned after a day; garbage kept for an hour after its last
+/// use; bucket operations per run below the platform's 1000 subrequests.
+pub const DEFAULT_UPLOAD_MAX_AGE_S: u64 = 24 * 3600;
+pub const DEFAULT_GC_GRACE_S: u64 = 3600;
+pub const DEFAULT_LIFECYCLE_BUDGET: u64 = 800;
 
 /// Default lifetime of a bearer token, in seconds.
 pub const DEFAULT_TOKEN_TTL: u64 = 300;
@@ -56,10 +63,13 @@ pub struct AuthConfig {
     pub token_ttl: u64,
     /// Refuse every write with 405 UNSUPPORTED.
     pub read_only: bool,
+    /// Users who may run `/admin/lifecycle` (`ADMIN_USERS`, comma-separated).
+    pub admins: Vec<String>,
 }
 
 pub struct Config {
     pub auth: AuthConfig,
+    pub lifecycle: LifecycleConfig,
     pub token_key: TokenKey,
     pub max_body: u64,
     /// Forces a part size for chunked uploads instead of the first chunk's length.
@@ -104,6 +114,12 @@ impl App {
             meter,
             config: Config {
                 auth,
+                lifecycle: LifecycleConfig {
+                    upload_max_age_ms: number("UPLOAD_MAX_AGE_SECONDS").unwrap_or(DEFAULT_UPLOAD_MAX_AGE_S) * 1000,
+                    grace_ms: number("GC_GRACE_SECONDS").unwrap_or(DEFAULT_GC_GRACE_S) * 1000,
+                    budget: number("LIFECYCLE_BUDGET").unwrap_or(DEFAULT_LIFECYCLE_BUDGET).max(8),
+                    dry_run: false,
+                },
                 token_key: TokenKey::new(secret.as_bytes()),
                 max_body: number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
                 part_size: number("UPLOAD_PART_SIZE"),
@@ -141,6 +157,7 @@ fn auth_config(env: &Env, origin: &str, upload_secret: &str, var: &dyn Fn(&str) 
         realm: format!("{origin}{TOKEN_PATH}"),
         token_ttl: var("TOKEN_TTL_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_TOKEN_TTL),
         read_only: var("READ_ONLY").is_some_and(|v| v == "true" || v == "1"),
+        admins: var("ADMIN_USERS").map(|v| v.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect()).unwrap_or_default(),
     })
 }
 

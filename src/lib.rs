@@ -19,7 +19,7 @@ mod app;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use worker::{event, Context as WorkerContext, Env, Request, Response, Result};
+    use worker::{event, Context as WorkerContext, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
     use crate::api;
     use crate::app::App;
@@ -61,5 +61,20 @@ mod entry {
             }
         }
         Ok(resp)
+    }
+
+    /// The cron trigger: one lifecycle run (see `storage::lifecycle`). Cache keys need the
+    /// public origin (`REGISTRY_ORIGIN`), which a scheduled event does not carry.
+    #[event(scheduled)]
+    async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        let origin = env.var("REGISTRY_ORIGIN").map(|v| v.to_string()).unwrap_or_else(|_| "http://localhost".into());
+        let outcome = async {
+            let app = App::from_env(&env, &origin).await?;
+            api::admin::run(&app, js_sys::Date::now() as u64, false, None).await
+        }
+        .await;
+        if let Err(e) = outcome {
+            worker::console_error!("lifecycle run failed: {e}");
+        }
     }
 }

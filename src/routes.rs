@@ -1,5 +1,5 @@
 //! URL → typed route, and the one place that builds registry URLs back (Location, Link).
-//! Besides `/v2/...`, the token endpoint `/token` is a route.
+//! Besides `/v2/...`, the token endpoint `/token` and `/admin/lifecycle` are routes.
 //!
 //! Repository names may contain '/', so paths are parsed from the end: the suffixes
 //! `/blobs/uploads/[<id>]`, `/blobs/<digest>`, `/manifests/<ref>`, `/tags/list` and
@@ -13,6 +13,8 @@ use crate::oci::name::{Reference, RepoName};
 pub enum Route {
     /// `/token`: the Docker token endpoint (outside `/v2`).
     Token,
+    /// `/admin/lifecycle`: run the lifecycle work now (admins only).
+    Lifecycle,
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -41,6 +43,9 @@ impl Route {
     pub fn parse(path: &str) -> Result<Route> {
         if path == TOKEN_PATH {
             return Ok(Route::Token);
+        }
+        if path == "/admin/lifecycle" {
+            return Ok(Route::Lifecycle);
         }
         let rest = match path.strip_prefix("/v2") {
             Some("") | Some("/") => return Ok(Route::Base),
@@ -172,6 +177,7 @@ mod tests {
     fn parses_every_route() {
         assert_eq!(Route::parse("/v2/").unwrap(), Route::Base);
         assert_eq!(Route::parse("/token").unwrap(), Route::Token);
+        assert_eq!(Route::parse("/admin/lifecycle").unwrap(), Route::Lifecycle);
         assert_eq!(Route::parse("/v2").unwrap(), Route::Base);
         assert_eq!(Route::parse("/v2/_catalog").unwrap(), Route::Catalog);
         assert_eq!(Route::parse("/v2/a/b/tags/list").unwrap(), Route::Tags { name: name("a/b") });

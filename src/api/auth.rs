@@ -144,6 +144,12 @@ pub fn authorize(cx: &Context<'_>, caller: &Caller, need: &Need) -> Result<()> {
     }
     match need {
         Need::Nothing | Need::Catalog => Ok(()),
+        Need::Admin => match (caller, caller.identity()) {
+            (Caller::Open, _) => Ok(()),
+            (_, Identity::User(u)) if auth.admins.contains(&u) => Ok(()),
+            (_, Identity::User(_)) => Err(RegistryError::new(Code::Denied, "administrators only")),
+            (_, Identity::Anonymous) => Err(unauthorized(cx, "administrators only", None)),
+        },
         Need::Login => match caller {
             Caller::Anonymous => Err(unauthorized(cx, "authentication required", None)),
             _ => Ok(()),

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource: request in, store calls, response out. No storage
 //! key is spelled here; `routes` parsed the URL and `storage` owns the layout.
 
+pub mod admin;
 pub mod auth;
 mod base;
 mod blobs;
@@ -27,6 +28,7 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
     auth::authorize(&cx, &cx.caller, &crate::auth::need(&route, method.as_ref()))?;
     match (route, method) {
         (Route::Token, Method::Get) => token::get(&cx).await,
+        (Route::Lifecycle, Method::Post) => admin::post(&cx).await,
         (Route::Base, Method::Get | Method::Head) => base::get(),
         (Route::Catalog, Method::Get) => catalog::get(&cx).await,
         (Route::Tags { name }, Method::Get) => tags::get(&cx, &name).await,

@@ -11,7 +11,6 @@ use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::routes::{blob_url, upload_url};
-use crate::storage::paths::PathSpec;
 use crate::storage::r2::RequestBody;
 use crate::storage::uploads::{range_header, Loaded, UploadState, Uploads};
 use crate::storage::blobs;

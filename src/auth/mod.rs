@@ -96,6 +96,8 @@ pub enum Need {
     Login,
     /// The catalog: served to anyone, filtered to what the caller may pull.
     Catalog,
+    /// Registry administration: a user listed in `ADMIN_USERS` (anyone when open).
+    Admin,
     /// An action on a repository. A push (every upload endpoint and manifest PUT) is asked for
     /// as `pull,push`, as clients do.
     Repo { name: RepoName, action: Action },
@@ -113,6 +115,7 @@ pub fn need(route: &Route, method: &str) -> Need {
     let repo = |name: &RepoName, action| Need::Repo { name: name.clone(), action };
     match route {
         Route::Token => Need::Nothing,
+        Route::Lifecycle => Need::Admin,
         Route::Base => Need::Login,
         Route::Catalog => Need::Catalog,
         Route::Tags { name } | Route::Referrers { name, .. } => repo(name, Action::Pull),
@@ -145,6 +148,7 @@ mod tests {
         let d = "sha256:".to_string() + &"0".repeat(64);
         assert_eq!(need(&r("/v2/"), "GET"), Need::Login);
         assert_eq!(need(&r("/token"), "GET"), Need::Nothing);
+        assert_eq!(need(&r("/admin/lifecycle"), "POST"), Need::Admin);
         assert_eq!(need(&r("/v2/_catalog"), "GET"), Need::Catalog);
         assert_eq!(need(&r("/v2/a/b/tags/list"), "GET"), Need::Repo { name: n.clone(), action: Action::Pull });
         assert_eq!(need(&r("/v2/a/b/manifests/v1"), "HEAD"), Need::Repo { name: n.clone(), action: Action::Pull });

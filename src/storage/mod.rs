@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod chunking;
 pub mod facts;
 pub mod gc;
+pub mod lifecycle;
 pub mod manifests;
 pub mod meter;
 pub mod paths;

@@ -187,6 +187,15 @@ pub struct Loaded {
     pub etag: String,
 }
 
+/// What a purge of abandoned uploads found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purged {
+    pub scanned: u64,
+    pub purged: u64,
+    /// Bytes the purged uploads had received.
+    pub bytes: u64,
+}
+
 impl<B: Bucket + ?Sized> Uploads<'_, B> {
     pub async fn start(&self, name: &RepoName, id: String, now: u64, algorithm: Algorithm) -> Result<UploadState> {
         let state = UploadState::new(id, name, now, algorithm);
@@ -300,6 +309,52 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         doomed.push(PathSpec::UploadState { id: &state.id }.key());
         self.bucket.delete(&doomed).await?;
         Ok(desc)
+    }
+
+    /// Removes every upload started more than `max_age_ms` before `now` that no request is
+    /// writing: aborts its multipart upload and deletes all it wrote and its state. An upload
+    /// is taken with the same lease a chunk takes, so a purge never races a PATCH or a commit.
+    /// Stops after about `budget` bucket operations; a dry run only counts.
+    pub async fn purge_abandoned<K: PartSink>(&self, sink: &K, now: u64, max_age_ms: u64, budget: u64, dry_run: bool) -> Result<Purged> {
+        let prefix = PathSpec::Uploads.key();
+        let mut out = Purged::default();
+        let mut spent = 0;
+        let mut after: Option<String> = None;
+        while spent < budget {
+            let page = self.bucket.list(&prefix, after.as_deref(), super::MAX_PAGE).await?;
+            spent += 1;
+            for key in &page.keys {
+                if spent >= budget {
+                    break;
+                }
+                spent += 1;
+                let Some((bytes, etag)) = self.bucket.get(key).await? else { continue };
+                let Ok(mut state) = serde_json::from_slice::<UploadState>(&bytes) else { continue };
+                out.scanned += 1;
+                if state.started_at + max_age_ms > now || state.lease_until > now {
+                    continue;
+                }
+                out.purged += 1;
+                out.bytes += state.offset;
+                if dry_run {
+                    continue;
+                }
+                state.lease_until = now + LEASE_MS;
+                spent += 3;
+                if self.bucket.put(key, state.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
+                    // A request took it meanwhile: not abandoned after all.
+                    out.purged -= 1;
+                    out.bytes -= state.offset;
+                    continue;
+                }
+                self.discard(&state, sink).await?;
+            }
+            after = page.keys.last().cloned();
+            if !page.truncated {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Cancels the upload: aborts its multipart upload and deletes all it wrote.

@@ -1,0 +1,38 @@
+//! `POST /admin/lifecycle[?dry_run=true][&budget=N]`: runs the lifecycle work (upload purge,
+//! garbage collection step) now and answers its summary as JSON. The cron trigger runs the
+//! same [`run`].
+
+use worker::Response;
+
+use super::json_reply;
+use crate::app::{App, Context};
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::storage::lifecycle::{self, Summary};
+
+/// One lifecycle run with the app's configuration; logs its one-line summary.
+pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Result<Summary> {
+    let mut cfg = app.config.lifecycle.clone();
+    cfg.dry_run = dry_run;
+    if let Some(b) = budget {
+        cfg.budget = b.clamp(8, cfg.budget);
+    }
+    let summary = lifecycle::run(&app.r2, &app.edge, &app.r2, &app.config.token_key, now, &cfg).await?;
+    for digest in &summary.deleted {
+        app.edge.forget_blob(digest).await;
+    }
+    worker::console_log!("{}", summary.line(js_sys::Date::now() as u64 - now));
+    Ok(summary)
+}
+
+pub async fn post(cx: &Context<'_>) -> Result<Response> {
+    let dry_run = matches!(cx.query("dry_run"), Some("true" | "1"));
+    if cx.app.config.auth.read_only && !dry_run {
+        return Err(RegistryError::new(Code::Unsupported, "the registry is in read-only mode"));
+    }
+    let budget = match cx.query("budget") {
+        None => None,
+        Some(b) => Some(b.parse().map_err(|_| RegistryError::new(Code::Unsupported, format!("invalid budget {b:?}")))?),
+    };
+    let summary = run(cx.app, cx.now_ms(), dry_run, budget).await?;
+    json_reply(200, &[], &serde_json::to_value(&summary).map_err(RegistryError::internal)?)
+}
