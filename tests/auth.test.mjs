@@ -26,7 +26,7 @@ const RULES = JSON.stringify([
 
 let reg, service;
 before(async () => {
-  reg = await registry({ AUTH_HTPASSWD: HTPASSWD, AUTH_RULES: RULES, TOKEN_SECRET: "token-test-secret" });
+  reg = await registry({ AUTH_HTPASSWD: HTPASSWD, AUTH_RULES: RULES, TOKEN_SECRET: "token-test-secret", ADMIN_USERS: "admin" });
   service = reg.url.replace("http://", "");
 });
 after(async () => {
@@ -149,6 +149,19 @@ test("Basic on every request, per-repository rules, anonymous pull of public rep
   assert.equal(mount.status, 202);
   const allowed = await reg.fetch(`/v2/alice/other/blobs/uploads/?mount=${layer}&from=secret/x`, { method: "POST", headers: basic("admin") });
   assert.equal(allowed.status, 201);
+});
+
+test("the lifecycle endpoint is for administrators only", async () => {
+  const run = (headers) => reg.fetch("/admin/lifecycle?dry_run=true", { method: "POST", headers });
+  const anon = await run({});
+  assert.equal(anon.status, 401);
+  assert.equal(await errorCode(anon), "UNAUTHORIZED");
+  const bob = await run(basic("bob"));
+  assert.equal(bob.status, 403);
+  assert.equal(await errorCode(bob), "DENIED");
+  const admin = await run(basic("admin"));
+  assert.equal(admin.status, 200);
+  assert.equal((await admin.json()).dry_run, true);
 });
 
 test("read-only mode refuses every write with 405 UNSUPPORTED and still serves pulls", async () => {

@@ -14,6 +14,13 @@ export async function registry(extra = {}) {
     url: r.url,
     dataDir,
     fetch: (p, init = {}) => fetch(url(p), { redirect: "manual", ...init }),
+    // The bucket, as the emulator stores it (to inspect, or to age objects in tests).
+    bucket: () => r.mf.getR2Bucket("BLOBS"),
+    // Fires the cron trigger once.
+    async scheduled() {
+      const worker = await r.mf.getWorker();
+      return worker.scheduled({ cron: "*/15 * * * *", scheduledTime: new Date() });
+    },
     async stop() {
       await r.mf.dispose();
     },

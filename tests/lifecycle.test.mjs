@@ -1,0 +1,168 @@
+// Lifecycle on the emulator: the cron trigger purges abandoned uploads (multipart parts
+// included) and keeps fresh ones; garbage collection removes the blobs of a deleted image and
+// keeps shared layers; a push racing the sweep loses nothing; a dry run changes nothing; work
+// resumes from the cursor across runs. Age is simulated by rewriting the bucket's own records
+// (upload start times, descriptors' `touched`), never by a clock hook in the worker.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { registry, sha256, errorCode, pushBlob, imageManifest, putManifest, startUpload } from "./helpers.mjs";
+
+let reg;
+before(async () => {
+  reg = await registry({ UPLOAD_MAX_AGE_SECONDS: "3600" });
+});
+after(async () => {
+  await reg.close();
+});
+
+async function keys(prefix = "") {
+  const bucket = await reg.bucket();
+  const out = [];
+  let cursor;
+  do {
+    const page = await bucket.list({ prefix, cursor });
+    out.push(...page.objects.map((o) => o.key));
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return out;
+}
+
+// Rewrites a JSON record in the bucket.
+async function rewrite(key, change) {
+  const bucket = await reg.bucket();
+  const obj = await bucket.get(key);
+  const value = JSON.parse(await obj.text());
+  change(value);
+  await bucket.put(key, JSON.stringify(value));
+}
+
+// Makes every blob look as if it was last stored or claimed long ago.
+async function ageBlobs() {
+  for (const key of await keys("blobs/")) {
+    if (key.endsWith("/descriptor")) await rewrite(key, (d) => (d.touched = 0));
+  }
+}
+
+async function lifecycle(query = "") {
+  const res = await reg.fetch(`/admin/lifecycle${query}`, { method: "POST" });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+// Runs until the collection completes; returns every summary.
+async function collectAll(query = "") {
+  const runs = [];
+  for (let i = 0; i < 200; i++) {
+    const s = await lifecycle(query);
+    runs.push(s);
+    if (s.gc_finished) return runs;
+  }
+  throw new Error("collection did not finish");
+}
+
+async function pushImage(name, tag, layers, config) {
+  const c = await pushBlob(reg, name, config);
+  const ls = [];
+  for (const l of layers) ls.push(await pushBlob(reg, name, l));
+  const manifest = imageManifest(c, ls);
+  assert.equal((await putManifest(reg, name, tag, manifest)).status, 201);
+  return { digest: sha256(manifest), config: c, layers: ls, manifest };
+}
+
+test("the cron trigger purges abandoned uploads with their multipart parts and keeps fresh ones", async () => {
+  const old = await startUpload(reg, "life/up");
+  const oldId = old.match(/uploads\/([0-9a-f-]+)/)[1];
+  let res = await reg.fetch(old, { method: "PATCH", body: randomBytes(6 * 1024 * 1024), headers: { "content-range": `0-${6 * 1024 * 1024 - 1}` } });
+  assert.equal(res.status, 202);
+  res = await reg.fetch(res.headers.get("location"), { method: "PATCH", body: randomBytes(1000), headers: { "content-range": `${6 * 1024 * 1024}-${6 * 1024 * 1024 + 999}` } });
+  assert.equal(res.status, 202);
+  const state = JSON.parse(await (await (await reg.bucket()).get(`uploads/${oldId}/state`)).text());
+  assert.ok(state.multipart_id, "a part was written");
+  assert.ok((await keys(`objects/${oldId}/`)).length > 0, "a pending piece was written");
+  // Started two days ago.
+  await rewrite(`uploads/${oldId}/state`, (s) => (s.started_at -= 48 * 3600 * 1000));
+  const fresh = await startUpload(reg, "life/up");
+  const freshId = fresh.match(/uploads\/([0-9a-f-]+)/)[1];
+  assert.equal((await reg.fetch(fresh, { method: "PATCH", body: randomBytes(100) })).status, 202);
+
+  await reg.scheduled();
+
+  assert.equal(await errorCode(await reg.fetch(`/v2/life/up/blobs/uploads/${oldId}`)), "BLOB_UPLOAD_UNKNOWN");
+  assert.deepEqual(await keys(`objects/${oldId}/`), []);
+  assert.deepEqual(await keys(`uploads/${oldId}/`), []);
+  // The multipart upload was aborted: it takes no more parts.
+  const bucket = await reg.bucket();
+  await assert.rejects(bucket.resumeMultipartUpload(`objects/${oldId}/data`, state.multipart_id).uploadPart(2, "x"));
+  const status = await reg.fetch(`/v2/life/up/blobs/uploads/${freshId}`);
+  assert.equal(status.status, 204);
+  assert.equal(status.headers.get("range"), "0-99");
+});
+
+test("garbage collection: a deleted image's blobs go, shared layers stay; a dry run changes nothing", async () => {
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const shared = randomBytes(30_000);
+  const a = await pushImage("life/gc", "a", [shared, randomBytes(20_000)], config);
+  const bLayer = randomBytes(25_000);
+  const b = await pushImage("life/gc", "b", [shared, bLayer], config);
+  const onlyB = b.layers[1].digest;
+  // Pull b's own layer once: it is now in the edge cache too.
+  assert.equal((await reg.fetch(`/v2/life/gc/blobs/${onlyB}`)).status, 200);
+  assert.equal((await reg.fetch(`/v2/life/gc/manifests/${b.digest}`, { method: "DELETE" })).status, 202);
+
+  // Young blobs are kept whatever references them.
+  let runs = await collectAll();
+  assert.equal(runs.reduce((n, s) => n + s.gc.blobs_deleted, 0), 0, "nothing older than the grace period yet");
+
+  await ageBlobs();
+  const before = await keys();
+  const dry = await collectAll("?dry_run=true&budget=1000");
+  const last = dry[dry.length - 1];
+  assert.equal(last.dry_run, true);
+  assert.equal(last.gc.blobs_deleted, 2, "b's own layer and b's manifest");
+  assert.equal(last.gc.bytes_freed, 25_000 + b.manifest.length);
+  assert.deepEqual(await keys(), before, "a dry run writes nothing");
+
+  runs = await collectAll();
+  assert.equal(runs[runs.length - 1].gc.blobs_deleted, 2, "the collection's totals");
+  // b's layer is gone, from the bucket and from the edge cache.
+  assert.equal(await errorCode(await reg.fetch(`/v2/life/gc/blobs/${onlyB}`)), "BLOB_UNKNOWN");
+  // Image a still pulls whole.
+  const m = await reg.fetch("/v2/life/gc/manifests/a");
+  assert.equal(m.status, 200);
+  for (const blob of [a.config, ...a.layers]) {
+    const res = await reg.fetch(`/v2/life/gc/blobs/${blob.digest}`);
+    assert.equal(res.status, 200, blob.digest);
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), blob.digest);
+  }
+  // Pushing b's layer again stores a fresh copy next to the tombstone.
+  await pushBlob(reg, "life/gc", bLayer);
+  const back = await reg.fetch(`/v2/life/gc/blobs/${onlyB}`);
+  assert.equal(back.status, 200);
+  assert.equal(sha256(Buffer.from(await back.arrayBuffer())), onlyB);
+});
+
+test("a manifest pushed while the collector sweeps keeps the blobs it names", async () => {
+  const config = Buffer.from('{"architecture":"arm64","os":"linux"}');
+  const c = await pushBlob(reg, "life/race", config);
+  const layer = await pushBlob(reg, "life/race", randomBytes(40_000));
+  await ageBlobs();
+  // Mark in small steps; stop once the sweep has begun, before it reaches the layer.
+  let runs = 0;
+  for (;;) {
+    const s = await lifecycle("?budget=8");
+    runs++;
+    if (s.gc_phase === "sweep" || s.gc_finished) break;
+  }
+  const manifest = imageManifest(c, [layer]);
+  assert.equal((await putManifest(reg, "life/race", "v1", manifest)).status, 201);
+  const rest = await collectAll("?budget=8");
+  runs += rest.length;
+  assert.ok(runs > 2, `the work took several runs (${runs}), resuming from the cursor`);
+  for (const blob of [c, layer]) {
+    const res = await reg.fetch(`/v2/life/race/blobs/${blob.digest}`);
+    assert.equal(res.status, 200, `${blob.digest} survived`);
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), blob.digest);
+  }
+  assert.equal((await reg.fetch("/v2/life/race/manifests/v1")).status, 200);
+});
