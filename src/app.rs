@@ -83,31 +83,49 @@ pub struct App {
     pub config: Config,
 }
 
+/// Reads configuration: vars (an empty one counts as unset) and secrets (falling back to a var
+/// of the same name, for local runs).
+struct Settings<'a>(&'a Env);
+
+impl Settings<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.0.secret(name).ok().map(|s| s.to_string()).filter(|s| !s.is_empty()).or_else(|| self.var(name))
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        self.var(name).and_then(|v| v.parse().ok())
+    }
+
+    fn seconds(&self, name: &str, default: u32) -> u32 {
+        self.number(name).map(|n| n.min(u32::MAX as u64) as u32).unwrap_or(default)
+    }
+}
+
 impl App {
     /// The bindings and configuration for one request to `origin`.
-    pub async fn from_env(env: &Env, origin: &str) -> Result<Self> {
+    pub fn from_env(env: &Env, origin: &str) -> Result<Self> {
         let bucket = env.bucket("BLOBS").map_err(|e| RegistryError::internal(format!("R2 binding BLOBS: {e}")))?;
-        let var = |name: &str| env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
-        let secret = env.secret("UPLOAD_SECRET").ok().map(|s| s.to_string()).or_else(|| var("UPLOAD_SECRET"));
-        let secret = secret.unwrap_or_else(|| {
+        let settings = Settings(env);
+        let secret = settings.secret("UPLOAD_SECRET").unwrap_or_else(|| {
             if !WARNED.swap(true, Ordering::Relaxed) {
                 worker::console_warn!("UPLOAD_SECRET is not set: upload URLs are signed with a development key");
             }
             DEV_SECRET.to_string()
         });
-        let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
-        let auth = auth_config(env, origin, &secret, &var)?;
+        let auth = auth_config(&settings, origin, &secret)?;
         let meter = Rc::new(Meter::new());
-        let seconds = |name: &str, default: u32| number(name).map(|n| n.min(u32::MAX as u64) as u32).unwrap_or(default);
-        let edge = Edge::open(
+        let edge = Edge::new(
             origin,
             env.kv("META").ok(),
             meter.clone(),
-            seconds("CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL),
-            seconds("TAG_CACHE_SECONDS", 0),
-            number("BLOB_CACHE_MAX_BYTES").unwrap_or(DEFAULT_BLOB_CACHE_MAX),
-        )
-        .await;
+            settings.seconds("CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL),
+            settings.seconds("TAG_CACHE_SECONDS", 0),
+            settings.number("BLOB_CACHE_MAX_BYTES").unwrap_or(DEFAULT_BLOB_CACHE_MAX),
+        );
         Ok(App {
             r2: R2::new(bucket, meter.clone()),
             edge,
@@ -115,14 +133,14 @@ impl App {
             config: Config {
                 auth,
                 lifecycle: LifecycleConfig {
-                    upload_max_age_ms: number("UPLOAD_MAX_AGE_SECONDS").unwrap_or(DEFAULT_UPLOAD_MAX_AGE_S) * 1000,
-                    grace_ms: number("GC_GRACE_SECONDS").unwrap_or(DEFAULT_GC_GRACE_S) * 1000,
-                    budget: number("LIFECYCLE_BUDGET").unwrap_or(DEFAULT_LIFECYCLE_BUDGET).max(8),
+                    upload_max_age_ms: settings.number("UPLOAD_MAX_AGE_SECONDS").unwrap_or(DEFAULT_UPLOAD_MAX_AGE_S) * 1000,
+                    grace_ms: settings.number("GC_GRACE_SECONDS").unwrap_or(DEFAULT_GC_GRACE_S) * 1000,
+                    budget: settings.number("LIFECYCLE_BUDGET").unwrap_or(DEFAULT_LIFECYCLE_BUDGET).max(8),
                     dry_run: false,
                 },
                 token_key: TokenKey::new(secret.as_bytes()),
-                max_body: number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
-                part_size: number("UPLOAD_PART_SIZE"),
+                max_body: settings.number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
+                part_size: settings.number("UPLOAD_PART_SIZE"),
             },
         })
     }
@@ -132,9 +150,8 @@ impl App {
 /// hashes; absent = open registry), `AUTH_RULES` (JSON rules), `TOKEN_SECRET` (secret signing
 /// bearer tokens; derived from `UPLOAD_SECRET` when absent), `AUTH_SERVICE`, `TOKEN_TTL_SECONDS`,
 /// `READ_ONLY`. A configuration that does not parse fails every request (closed, not open).
-fn auth_config(env: &Env, origin: &str, upload_secret: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<AuthConfig> {
-    let secret_or_var = |name: &str| env.secret(name).ok().map(|s| s.to_string()).filter(|s| !s.is_empty()).or_else(|| var(name));
-    let users = match secret_or_var("AUTH_HTPASSWD") {
+fn auth_config(settings: &Settings<'_>, origin: &str, upload_secret: &str) -> Result<AuthConfig> {
+    let users = match settings.secret("AUTH_HTPASSWD") {
         Some(text) => Some(Htpasswd::parse(&text).map_err(RegistryError::internal)?),
         None => {
             if !WARNED_OPEN.swap(true, Ordering::Relaxed) {
@@ -143,21 +160,24 @@ fn auth_config(env: &Env, origin: &str, upload_secret: &str, var: &dyn Fn(&str) 
             None
         }
     };
-    let rules = match var("AUTH_RULES") {
+    let rules = match settings.var("AUTH_RULES") {
         Some(json) => Rules::parse(&json).map_err(RegistryError::internal)?,
         None => Rules::authenticated_only(),
     };
-    let token_secret = secret_or_var("TOKEN_SECRET").unwrap_or_else(|| format!("{upload_secret}/token"));
+    let token_secret = settings.secret("TOKEN_SECRET").unwrap_or_else(|| format!("{upload_secret}/token"));
     let host = origin.split("://").nth(1).unwrap_or(origin).to_string();
     Ok(AuthConfig {
         users,
         rules,
         signer: TokenSigner::new(token_secret.as_bytes()),
-        service: var("AUTH_SERVICE").unwrap_or(host),
+        service: settings.var("AUTH_SERVICE").unwrap_or(host),
         realm: format!("{origin}{TOKEN_PATH}"),
-        token_ttl: var("TOKEN_TTL_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_TOKEN_TTL),
-        read_only: var("READ_ONLY").is_some_and(|v| v == "true" || v == "1"),
-        admins: var("ADMIN_USERS").map(|v| v.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect()).unwrap_or_default(),
+        token_ttl: settings.number("TOKEN_TTL_SECONDS").unwrap_or(DEFAULT_TOKEN_TTL),
+        read_only: settings.var("READ_ONLY").is_some_and(|v| v == "true" || v == "1"),
+        admins: settings
+            .var("ADMIN_USERS")
+            .map(|v| v.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect())
+            .unwrap_or_default(),
     })
 }
 

@@ -35,7 +35,7 @@ mod entry {
         let mut finish = None;
         let outcome = async {
             let route = Route::parse(&path)?;
-            let app = App::from_env(&env, &url.origin().ascii_serialization()).await?;
+            let app = App::from_env(&env, &url.origin().ascii_serialization())?;
             let query = query_pairs(url.query().unwrap_or(""));
             let resp = api::handle(route, &app, req, query).await;
             finish = Some((app.meter.clone(), app.edge.take_pending()));
@@ -69,7 +69,7 @@ mod entry {
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         let origin = env.var("REGISTRY_ORIGIN").map(|v| v.to_string()).unwrap_or_else(|_| "http://localhost".into());
         let outcome = async {
-            let app = App::from_env(&env, &origin).await?;
+            let app = App::from_env(&env, &origin)?;
             api::admin::run(&app, js_sys::Date::now() as u64, false, None).await
         }
         .await;

@@ -99,7 +99,13 @@ pub fn check_password(auth: &AuthConfig, user: &str, password: &str, now_ms: u64
     true
 }
 
-/// `user:password` of a Basic `Authorization` header value (after "Basic ").
+/// The scheme (e.g. `Basic`, `Bearer`) and the credentials of an `Authorization` header.
+pub fn split_authorization(header: &str) -> (&str, &str) {
+    let header = header.trim();
+    header.split_once(' ').map(|(scheme, value)| (scheme, value.trim())).unwrap_or((header, ""))
+}
+
+/// `user:password` of Basic credentials (the header value after the scheme).
 pub fn basic_credentials(value: &str) -> Option<(String, String)> {
     let raw = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
@@ -119,7 +125,7 @@ pub fn authenticate(cx: &Context<'_>) -> Result<Caller> {
         return Ok(Caller::Open);
     }
     let Some(header) = cx.header("authorization") else { return Ok(Caller::Anonymous) };
-    let (scheme, value) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let (scheme, value) = split_authorization(&header);
     if scheme.eq_ignore_ascii_case("basic") {
         let (user, password) = basic_credentials(value).ok_or_else(|| unauthorized(cx, "malformed Basic credentials", None))?;
         if !check_password(auth, &user, &password, cx.now_ms()) {
@@ -128,7 +134,7 @@ pub fn authenticate(cx: &Context<'_>) -> Result<Caller> {
         return Ok(Caller::User(user));
     }
     if scheme.eq_ignore_ascii_case("bearer") {
-        return match auth.signer.verify(value.trim(), &auth.service, cx.now_ms() / 1000) {
+        return match auth.signer.verify(value, &auth.service, cx.now_ms() / 1000) {
             Ok(claims) => Ok(Caller::Token(claims)),
             Err(e) => Err(unauthorized(cx, &format!("invalid token: {e:?}"), None)),
         };

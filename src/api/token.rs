@@ -5,7 +5,7 @@
 use serde_json::json;
 use worker::Response;
 
-use super::auth::{basic_credentials, check_password};
+use super::auth::{basic_credentials, check_password, split_authorization};
 use super::json_reply;
 use crate::app::Context;
 use crate::auth::rules::Identity;
@@ -18,8 +18,8 @@ pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let user = match cx.header("authorization") {
         None => None,
         Some(h) => {
-            let value = h.trim().strip_prefix("Basic ").or_else(|| h.trim().strip_prefix("basic "));
-            let creds = value.and_then(basic_credentials);
+            let (scheme, value) = split_authorization(&h);
+            let creds = if scheme.eq_ignore_ascii_case("basic") { basic_credentials(value) } else { None };
             match creds {
                 Some((u, p)) if check_password(auth, &u, &p, now_ms) => Some(u),
                 _ => {

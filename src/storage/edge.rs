@@ -87,9 +87,38 @@ async fn settle(what: &str, p: Result<js_sys::Promise, JsValue>) {
     }
 }
 
+/// A named edge cache, opened on first use: most requests never touch one.
+struct NamedCache {
+    name: &'static str,
+    handle: RefCell<Option<JsValue>>,
+}
+
+impl NamedCache {
+    fn new(name: &'static str) -> Self {
+        NamedCache { name, handle: RefCell::default() }
+    }
+
+    /// The cache, or `None` where the platform offers none.
+    async fn get(&self) -> Option<JsValue> {
+        let opened = self.handle.borrow().clone();
+        let cache = match opened {
+            Some(c) => c,
+            None => {
+                let c = open_cache(self.name).await.unwrap_or_else(|e| {
+                    warn("open edge cache", e);
+                    JsValue::NULL
+                });
+                *self.handle.borrow_mut() = Some(c.clone());
+                c
+            }
+        };
+        (!cache.is_null()).then_some(cache)
+    }
+}
+
 pub struct Edge {
-    facts: JsValue,
-    blobs: JsValue,
+    facts: NamedCache,
+    blobs: NamedCache,
     kv: Option<worker::KvStore>,
     meter: Rc<Meter>,
     /// `<origin>/_cache/`: cache keys live under the worker's own origin.
@@ -109,16 +138,10 @@ pub struct CachedBlob {
 }
 
 impl Edge {
-    pub async fn open(origin: &str, kv: Option<worker::KvStore>, meter: Rc<Meter>, ttl: u32, tag_ttl: u32, blob_max: u64) -> Self {
-        let open = |name: &'static str| async move {
-            open_cache(name).await.unwrap_or_else(|e| {
-                warn("open edge cache", e);
-                JsValue::NULL
-            })
-        };
+    pub fn new(origin: &str, kv: Option<worker::KvStore>, meter: Rc<Meter>, ttl: u32, tag_ttl: u32, blob_max: u64) -> Self {
         Edge {
-            facts: open("registry-facts").await,
-            blobs: open("registry-blobs").await,
+            facts: NamedCache::new("registry-facts"),
+            blobs: NamedCache::new("registry-blobs"),
             kv,
             meter,
             prefix: format!("{origin}/_cache/"),
@@ -147,9 +170,9 @@ impl Edge {
         }
     }
 
-    /// Whether a blob of `size` bytes is kept in the edge cache.
+    /// Whether a blob of `size` bytes may be kept in the edge cache.
     pub fn caches_blob(&self, size: u64) -> bool {
-        !self.blobs.is_null() && size <= self.blob_max
+        size <= self.blob_max
     }
 
     fn blob_key(&self, digest: &Digest) -> String {
@@ -158,10 +181,8 @@ impl Edge {
 
     /// The cached bytes of `digest` (`range` as `bytes=a-b`), if this data centre has them.
     pub async fn blob(&self, digest: &Digest, range: Option<String>) -> Option<CachedBlob> {
-        if self.blobs.is_null() {
-            return None;
-        }
-        match cache_match_blob(&self.blobs, &self.blob_key(digest), range).await {
+        let cache = self.blobs.get().await?;
+        match cache_match_blob(&cache, &self.blob_key(digest), range).await {
             Ok(r) if !r.is_null() => {
                 self.meter.add(Op::CacheHit, 1);
                 let r: web_sys::Response = r.unchecked_into();
@@ -178,16 +199,18 @@ impl Edge {
         }
     }
 
-    /// Stores `body` (all of blob `digest`) in the edge cache and returns the cached copy's
-    /// stream; `None` if the cache did not keep it (the body is consumed either way).
+    /// Stores `body` (all of blob `digest`) in the edge cache and returns the stream to serve:
+    /// the cached copy, or `body` itself where there is no edge cache. `None` if the cache did
+    /// not keep it (the body is spent).
     pub async fn cache_blob(&self, digest: &Digest, size: u64, body: web_sys::ReadableStream) -> Option<web_sys::ReadableStream> {
+        let Some(cache) = self.blobs.get().await else { return Some(body) };
         let headers = web_sys::Headers::new().ok()?;
         let _ = headers.set("content-length", &size.to_string());
         let _ = headers.set("content-type", "application/octet-stream");
         let _ = headers.set("etag", &format!("\"{digest}\""));
         let _ = headers.set("cache-control", &format!("max-age={BLOB_MAX_AGE}"));
         self.meter.add(Op::CacheWrite, 1);
-        match put_then_match(&self.blobs, &self.blob_key(digest), &body, &headers).await {
+        match put_then_match(&cache, &self.blob_key(digest), &body, &headers).await {
             Ok(v) if !v.is_null() => Some(v.unchecked_into()),
             Ok(_) => None,
             Err(e) => {
@@ -199,15 +222,15 @@ impl Edge {
 
     /// Drops blob `digest` from this data centre's cache.
     pub async fn forget_blob(&self, digest: &Digest) {
-        if !self.blobs.is_null() {
-            settle("edge cache delete", cache_delete(&self.blobs, &self.blob_key(digest))).await;
+        if let Some(cache) = self.blobs.get().await {
+            settle("edge cache delete", cache_delete(&cache, &self.blob_key(digest))).await;
         }
     }
 
-    fn edge_put(&self, key: &str, value: &[u8], max_age: u32) {
-        if !self.facts.is_null() {
+    async fn edge_put(&self, key: &str, value: &[u8], max_age: u32) {
+        if let Some(cache) = self.facts.get().await {
             self.meter.add(Op::CacheWrite, 1);
-            self.in_background("edge cache put", cache_put_bytes(&self.facts, &format!("{}{key}", self.prefix), value, max_age));
+            self.in_background("edge cache put", cache_put_bytes(&cache, &format!("{}{key}", self.prefix), value, max_age));
         }
     }
 }
@@ -215,8 +238,8 @@ impl Edge {
 #[async_trait(?Send)]
 impl FactCache for Edge {
     async fn get(&self, key: &str, lifetime: Lifetime) -> Option<Vec<u8>> {
-        if !self.facts.is_null() {
-            match cache_get_bytes(&self.facts, &format!("{}{key}", self.prefix)).await {
+        if let Some(cache) = self.facts.get().await {
+            match cache_get_bytes(&cache, &format!("{}{key}", self.prefix)).await {
                 Ok(v) if !v.is_null() => {
                     self.meter.add(Op::CacheHit, 1);
                     return Some(v.unchecked_into::<js_sys::Uint8Array>().to_vec());
@@ -230,7 +253,7 @@ impl FactCache for Edge {
         self.meter.add(Op::KvRead, 1);
         match kv.get(key).bytes().await {
             Ok(Some(v)) => {
-                self.edge_put(key, &v, self.ttl);
+                self.edge_put(key, &v, self.ttl).await;
                 Some(v)
             }
             Ok(None) => None,
@@ -243,9 +266,9 @@ impl FactCache for Edge {
 
     async fn put(&self, key: &str, value: &[u8], lifetime: Lifetime) {
         match lifetime {
-            Lifetime::Seconds(s) => self.edge_put(key, value, s),
+            Lifetime::Seconds(s) => self.edge_put(key, value, s).await,
             Lifetime::Immutable => {
-                self.edge_put(key, value, self.ttl);
+                self.edge_put(key, value, self.ttl).await;
                 if let Some(kv) = &self.kv {
                     self.meter.add(Op::KvWrite, 1);
                     let put = kv.put_bytes(key, value).map(|p| p.expiration_ttl(self.ttl as u64));
@@ -264,9 +287,10 @@ impl FactCache for Edge {
     }
 
     async fn forget(&self, keys: &[String]) {
+        let cache = self.facts.get().await;
         for key in keys {
-            if !self.facts.is_null() {
-                settle("edge cache delete", cache_delete(&self.facts, &format!("{}{key}", self.prefix))).await;
+            if let Some(cache) = &cache {
+                settle("edge cache delete", cache_delete(cache, &format!("{}{key}", self.prefix))).await;
             }
             if let Some(kv) = &self.kv {
                 self.meter.add(Op::KvWrite, 1);

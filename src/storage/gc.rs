@@ -219,8 +219,8 @@ where
         let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
         let [alg, _, hex, "descriptor"] = parts[..] else { continue };
         let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else { continue };
-        state.stats.blobs_scanned += 1;
         if state.marked.contains(&digest.to_string()) {
+            state.stats.blobs_scanned += 1;
             state.stats.blobs_kept += 1;
             continue;
         }
@@ -228,9 +228,9 @@ where
         let Some((mut desc, etag)) = blobs::descriptor(bucket, &digest).await? else { continue };
         if desc.doomed {
             // A tombstone of an earlier collection.
-            state.stats.blobs_scanned -= 1;
             continue;
         }
+        state.stats.blobs_scanned += 1;
         if desc.touched >= cutoff {
             state.stats.blobs_kept += 1;
             continue;

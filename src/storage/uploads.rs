@@ -334,20 +334,17 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
                 if state.started_at + max_age_ms > now || state.lease_until > now {
                     continue;
                 }
+                if !dry_run {
+                    state.lease_until = now + LEASE_MS;
+                    spent += 3;
+                    if self.bucket.put(key, state.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
+                        // A request took it meanwhile: not abandoned after all.
+                        continue;
+                    }
+                    self.discard(&state, sink).await?;
+                }
                 out.purged += 1;
                 out.bytes += state.offset;
-                if dry_run {
-                    continue;
-                }
-                state.lease_until = now + LEASE_MS;
-                spent += 3;
-                if self.bucket.put(key, state.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
-                    // A request took it meanwhile: not abandoned after all.
-                    out.purged -= 1;
-                    out.bytes -= state.offset;
-                    continue;
-                }
-                self.discard(&state, sink).await?;
             }
             after = page.keys.last().cloned();
             if !page.truncated {
