@@ -48,11 +48,19 @@ pub fn blob_range(header: Option<&str>, size: u64) -> RangeRequest {
 pub fn chunk_start(header: &str, body_len: Option<u64>) -> Option<u64> {
     let h = header.trim();
     let h = h.strip_prefix("bytes").map(|r| r.trim_start_matches([' ', '='])).unwrap_or(h);
-    let h = h.split('/').next()?;
+    let (h, total) = match h.split_once('/') {
+        Some((range, total)) => (range, Some(total.trim())),
+        None => (h, None),
+    };
+    // The complete length, when given, is `*` or a number past the range's end.
+    let total: Option<u64> = match total {
+        None | Some("*") => None,
+        Some(t) => Some(t.parse().ok()?),
+    };
     let (a, b) = h.split_once('-')?;
     let start: u64 = a.trim().parse().ok()?;
     let end: u64 = b.trim().parse().ok()?;
-    if end < start {
+    if end < start || total.is_some_and(|t| t <= end) {
         return None;
     }
     if body_len.is_some_and(|len| len != end - start + 1) {
@@ -90,5 +98,11 @@ mod tests {
         assert_eq!(chunk_start("22-41", Some(19)), None);
         assert_eq!(chunk_start("5-1", None), None);
         assert_eq!(chunk_start("x", None), None);
+        assert_eq!(chunk_start("bytes 0-2/3", Some(3)), Some(0));
+        assert_eq!(chunk_start("0-2/xyz", Some(3)), None);
+        assert_eq!(chunk_start("0-2/2", Some(3)), None);
+        assert_eq!(chunk_start("0-2/", Some(3)), None);
+        assert_eq!(chunk_start("-2", None), None);
+        assert_eq!(chunk_start("0-", None), None);
     }
 }

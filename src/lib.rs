@@ -32,10 +32,14 @@ mod entry {
         let url = req.url()?;
         let path = url.path().to_string();
         let method = req.method();
+        // The same JS request, kept to read what the handler leaves of its body (api::drain).
+        let raw = <web_sys::Request as Clone>::clone(req.inner()); // a second handle, not JS clone()
+        let mut drain_limit = api::drain::limit(crate::app::DEFAULT_MAX_BODY);
         let mut finish = None;
         let outcome = async {
             let route = Route::parse(&path)?;
             let app = App::from_env(&env, &url.origin().ascii_serialization())?;
+            drain_limit = api::drain::limit(app.config.max_body);
             let query = query_pairs(url.query().unwrap_or(""));
             let resp = api::handle(route, &app, req, query).await;
             finish = Some((app.meter.clone(), app.edge.take_pending()));
@@ -51,6 +55,8 @@ mod entry {
                 api::error_reply(&e).or_else(|e: RegistryError| Response::error(e.to_string(), 500))?
             }
         };
+        // Before the answer goes out: an unread body would cost the client its connection.
+        api::drain::unread_body(&raw, drain_limit).await;
         if let Some((meter, pending)) = finish {
             resp.headers_mut().set(meter::HEADER, &meter.summary())?;
             // Cache fills finish after the response.

@@ -23,6 +23,9 @@ pub enum Route {
     Tags { name: RepoName },
     /// `/v2/<name>/manifests/<reference>`
     Manifest { name: RepoName, reference: Reference },
+    /// `/v2/<name>/manifests/<reference>` where the reference is neither a tag nor a digest:
+    /// no manifest can be found there (404 on reads), and none may be put there (`invalid`).
+    InvalidManifestRef { name: RepoName, invalid: RegistryError },
     /// `/v2/<name>/blobs/<digest>`
     Blob { name: RepoName, digest: Digest },
     /// `/v2/<name>/blobs/uploads/`
@@ -76,7 +79,10 @@ impl Route {
             }
             "manifests" => {
                 let name = RepoName::parse(name)?;
-                Ok(Route::Manifest { name, reference: Reference::parse(last)? })
+                Ok(match Reference::parse(last) {
+                    Ok(reference) => Route::Manifest { name, reference },
+                    Err(invalid) => Route::InvalidManifestRef { name, invalid },
+                })
             }
             "referrers" => {
                 let name = RepoName::parse(name)?;
@@ -195,6 +201,15 @@ mod tests {
             Route::Blob { name: name("x"), digest: Digest::parse(D).unwrap() }
         );
         assert!(matches!(Route::parse("/v2/x/manifests/latest").unwrap(), Route::Manifest { .. }));
+        for bad in [".INVALID_MANIFEST_NAME", "sha256:zz", "a%20b"] {
+            match Route::parse(&format!("/v2/x/manifests/{bad}")).unwrap() {
+                Route::InvalidManifestRef { name: n, invalid } => {
+                    assert_eq!(n, name("x"));
+                    assert!(matches!(invalid.code, Code::TagInvalid | Code::DigestInvalid), "{bad}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
         assert!(matches!(Route::parse(&format!("/v2/x/referrers/{D}")).unwrap(), Route::Referrers { .. }));
     }
 

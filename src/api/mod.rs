@@ -6,6 +6,7 @@ pub mod auth;
 mod base;
 mod blobs;
 mod catalog;
+pub mod drain;
 mod manifests;
 mod referrers;
 mod tags;
@@ -36,6 +37,10 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
         (Route::Manifest { name, reference }, Method::Head) => manifests::get(&cx, &name, &reference, false).await,
         (Route::Manifest { name, reference }, Method::Put) => manifests::put(cx, &name, &reference).await,
         (Route::Manifest { name, reference }, Method::Delete) => manifests::delete(&cx, &name, &reference).await,
+        (Route::InvalidManifestRef { invalid, .. }, Method::Put) => Err(invalid),
+        (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head | Method::Delete) => {
+            Err(RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {}", invalid.detail)))
+        }
         (Route::Blob { name, digest }, Method::Get) => blobs::get(&cx, &name, &digest, true).await,
         (Route::Blob { name, digest }, Method::Head) => blobs::get(&cx, &name, &digest, false).await,
         (Route::Blob { name, digest }, Method::Delete) => blobs::delete(&cx, &name, &digest).await,

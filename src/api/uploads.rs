@@ -96,7 +96,9 @@ pub async fn status(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Respo
 async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, len: Option<u64>) -> Result<Loaded> {
     let range_start = match cx.header("content-range") {
         Some(h) => Some(chunk_start(&h, len).ok_or_else(|| {
-            RegistryError::new(Code::RangeInvalid, format!("invalid Content-Range {h:?}"))
+            // Malformed (or not matching the body's length): a bad request. A well-formed
+            // range that does not start at the upload's offset is 416 (in `acquire`).
+            RegistryError::new(Code::BlobUploadInvalid, format!("invalid Content-Range {h:?}"))
         })?),
         None => None,
     };

@@ -119,7 +119,7 @@ pub fn need(route: &Route, method: &str) -> Need {
         Route::Base => Need::Login,
         Route::Catalog => Need::Catalog,
         Route::Tags { name } | Route::Referrers { name, .. } => repo(name, Action::Pull),
-        Route::Manifest { name, .. } | Route::Blob { name, .. } => match method {
+        Route::Manifest { name, .. } | Route::InvalidManifestRef { name, .. } | Route::Blob { name, .. } => match method {
             "PUT" => repo(name, Action::Push),
             "DELETE" => repo(name, Action::Delete),
             _ => repo(name, Action::Pull),

@@ -17,6 +17,7 @@ pub enum Code {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    TagInvalid,
     Unsupported,
     RangeInvalid,
     TooLarge,
@@ -38,6 +39,8 @@ impl Code {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid => "SIZE_INVALID",
+            // Not in the OCI spec's table; distribution's code for a tag that is not valid.
+            Code::TagInvalid => "TAG_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::RangeInvalid => "RANGE_INVALID",
             // The spec has no code of its own for an oversized body; SIZE_INVALID is the
@@ -77,6 +80,7 @@ impl Code {
             Code::NameInvalid => "invalid repository name",
             Code::NameUnknown => "repository name not known to registry",
             Code::SizeInvalid => "provided length did not match content length",
+            Code::TagInvalid => "invalid tag",
             Code::Unsupported => "the operation is unsupported",
             Code::RangeInvalid => "invalid content range",
             Code::TooLarge => "request body too large; push the blob in chunks (PATCH with Content-Range)",

@@ -73,7 +73,7 @@ impl Tag {
         if first_ok && rest_ok && b.len() <= 128 {
             Ok(Tag(s.to_string()))
         } else {
-            Err(RegistryError::new(Code::ManifestInvalid, format!("invalid tag: {s:?}")))
+            Err(RegistryError::new(Code::TagInvalid, format!("invalid tag: {s:?}")))
         }
     }
 
@@ -146,5 +146,6 @@ mod tests {
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert!(matches!(Reference::parse(d).unwrap(), Reference::Digest(_)));
         assert_eq!(Reference::parse("sha256:zz").unwrap_err().code, Code::DigestInvalid);
+        assert_eq!(Reference::parse(".INVALID_MANIFEST_NAME").unwrap_err().code, Code::TagInvalid);
     }
 }

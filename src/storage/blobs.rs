@@ -62,20 +62,45 @@ pub async fn descriptor<B: Bucket + ?Sized>(bucket: &B, digest: &Digest) -> Resu
 /// that no collection can take it (see the module docs). `None` if there is no such blob or it
 /// was collected.
 pub async fn claim<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, now: u64) -> Result<Option<BlobDescriptor>> {
+    match claim_or_record(bucket, digest, None, now).await? {
+        Some((desc, _)) => Ok(Some(desc)),
+        None => Ok(None),
+    }
+}
+
+/// The one place descriptors are written for a new reference. Claims the blob if it exists;
+/// otherwise, when `fresh` names bytes just written (`size`, bucket key), records them as the
+/// blob, with a conditional put: of racing writers exactly one creates the descriptor (or
+/// replaces a tombstone), the others find it on their next look and claim it. Returns the
+/// descriptor and whether it was created here; `None` when there is no blob and nothing to record.
+async fn claim_or_record<B: Bucket + ?Sized>(
+    bucket: &B,
+    digest: &Digest,
+    fresh: Option<(u64, &str)>,
+    now: u64,
+) -> Result<Option<(BlobDescriptor, bool)>> {
     let key = PathSpec::BlobDescriptor { digest }.key();
     for _ in 0..5 {
-        let Some((mut desc, etag)) = descriptor(bucket, digest).await? else { return Ok(None) };
-        if desc.doomed {
-            return Ok(None);
+        let (desc, cond, created) = match (descriptor(bucket, digest).await?, fresh) {
+            (Some((desc, _)), _) if !desc.doomed && desc.touched + TOUCH_FRESH_MS > now => return Ok(Some((desc, false))),
+            (Some((mut desc, etag)), _) if !desc.doomed => {
+                desc.touched = now;
+                (desc, PutIf::EtagMatches(etag), false)
+            }
+            (_, None) => return Ok(None),
+            (current, Some((size, object))) => {
+                let desc = BlobDescriptor { size, object: object.to_string(), touched: now, doomed: false };
+                let cond = match current {
+                    Some((_tombstone, etag)) => PutIf::EtagMatches(etag),
+                    None => PutIf::Absent,
+                };
+                (desc, cond, true)
+            }
+        };
+        if bucket.put(&key, desc.to_json(), None, cond).await?.is_some() {
+            return Ok(Some((desc, created)));
         }
-        if desc.touched + TOUCH_FRESH_MS > now {
-            return Ok(Some(desc));
-        }
-        desc.touched = now;
-        if bucket.put(&key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_some() {
-            return Ok(Some(desc));
-        }
-        // Someone else claimed or doomed it meanwhile: look again.
+        // Someone else created, claimed or doomed it meanwhile: look again.
     }
     Err(RegistryError::internal(format!("descriptor of {digest} kept changing")))
 }
@@ -132,17 +157,21 @@ where
     Ok(true)
 }
 
-/// Records the descriptor of a blob whose bytes were just written to `object` (replacing a
-/// tombstone, if any).
-pub async fn record<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, size: u64, object: String, now: u64) -> Result<BlobDescriptor> {
-    let desc = BlobDescriptor { size, object, touched: now, doomed: false };
-    bucket.put(&PathSpec::BlobDescriptor { digest }.key(), desc.to_json(), None, PutIf::Always).await?;
-    Ok(desc)
+/// Records a blob whose bytes were just written to `object`. If the digest already exists
+/// (another upload won the race, or the content was pushed before), the existing blob is
+/// claimed instead and `object` is deleted, unless it is the existing blob's own key: one stored
+/// copy of every blob. Returns the descriptor and whether this call created it.
+pub async fn record<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, size: u64, object: String, now: u64) -> Result<(BlobDescriptor, bool)> {
+    let (desc, created) = claim_or_record(bucket, digest, Some((size, &object)), now)
+        .await?
+        .expect("recording always yields a descriptor");
+    if !created && desc.object != object {
+        bucket.delete(&[object]).await?;
+    }
+    Ok((desc, created))
 }
 
-/// Records a blob whose bytes are at `object` and links it into `name`. If the digest already
-/// exists (another upload won, or the content was pushed before), the existing descriptor is
-/// claimed, kept and returned, and the caller drops its own copy of the bytes: one stored copy.
+/// [`record`], then link the blob into `name`.
 pub async fn commit<B: Bucket + ?Sized>(
     bucket: &B,
     name: &RepoName,
@@ -151,10 +180,7 @@ pub async fn commit<B: Bucket + ?Sized>(
     object: String,
     now: u64,
 ) -> Result<(BlobDescriptor, bool)> {
-    let (desc, created) = match claim(bucket, digest, now).await? {
-        Some(existing) => (existing, false),
-        None => (record(bucket, digest, size, object, now).await?, true),
-    };
+    let (desc, created) = record(bucket, digest, size, object, now).await?;
     link(bucket, name, digest, &desc).await?;
     Ok((desc, created))
 }
@@ -216,6 +242,29 @@ mod tests {
             assert!(linked(&b, &a, &d).await.unwrap().is_none());
             assert!(linked_for_pull(&b, &f, &a, &d).await.unwrap().is_none());
             assert!(descriptor(&b, &d).await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn racing_commits_of_one_blob_leave_one_copy() {
+        block_on(async {
+            let b = MemoryBucket::interleaving();
+            let d = Digest::of(Algorithm::Sha256, b"same content");
+            let names: Vec<RepoName> = (0..8).map(|i| RepoName::parse(&format!("r{}", i % 3)).unwrap()).collect();
+            // Eight uploads wrote their own copy of the same bytes and commit at once.
+            for i in 0..8 {
+                b.put(&format!("objects/u{i}/data"), b"same content".to_vec(), None, PutIf::Always).await.unwrap();
+            }
+            let commits = names.iter().enumerate().map(|(i, name)| commit(&b, name, &d, 12, format!("objects/u{i}/data"), 1));
+            let results: Vec<_> = futures_util::future::join_all(commits).await.into_iter().map(|r| r.unwrap()).collect();
+            assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1, "exactly one creates the blob");
+            let winner = &results.iter().find(|(_, c)| *c).unwrap().0.object;
+            assert!(results.iter().all(|(desc, _)| &desc.object == winner), "every link points at the one copy");
+            let data: Vec<String> = b.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
+            assert_eq!(&data, &[winner.clone()], "the losers' copies are deleted");
+            for name in &names {
+                assert_eq!(linked(&b, name, &d).await.unwrap().unwrap().object, *winner);
+            }
         });
     }
 

@@ -30,6 +30,9 @@ pub struct LifecycleConfig {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub dry_run: bool,
+    /// When the run started and ended (ms since the epoch; the end is set by the caller).
+    pub started_ms: u64,
+    pub finished_ms: u64,
     pub uploads: Purged,
     pub gc: Stats,
     pub gc_phase: Phase,
@@ -65,6 +68,36 @@ impl Summary {
     }
 }
 
+/// What a run found when it tried to take the collection.
+enum Lease {
+    /// Taken: the state to advance and the etag of the lease just written.
+    Held { state: GcState, etag: String },
+    /// Another run's lease is still live.
+    Busy(GcState),
+    /// Another run wrote the state between our read and our write.
+    Lost,
+}
+
+/// Takes the collection's lease at `now` by a conditional write of its state: on the etag read,
+/// or, when there is no state yet (a first run, or the last collection finished), only if no
+/// other run created it meanwhile. So two runs never both hold it.
+async fn take_collection<B: Bucket + ?Sized>(bucket: &B, now: u64) -> Result<Lease> {
+    let key = PathSpec::GcState.key();
+    let (mut state, etag) = match bucket.get(&key).await? {
+        Some((bytes, etag)) => (serde_json::from_slice(&bytes).unwrap_or_else(|_| GcState::new(now)), Some(etag)),
+        None => (GcState::new(now), None),
+    };
+    if state.lease_until > now {
+        return Ok(Lease::Busy(state));
+    }
+    state.lease_until = now + GC_LEASE_MS;
+    let cond = etag.map(PutIf::EtagMatches).unwrap_or(PutIf::Absent);
+    Ok(match bucket.put(&key, serde_json::to_vec(&state).expect("serializable"), None, cond).await? {
+        Some(etag) => Lease::Held { state, etag },
+        None => Lease::Lost,
+    })
+}
+
 /// One run at `now`.
 pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, token_key: &TokenKey, now: u64, cfg: &LifecycleConfig) -> Result<Summary>
 where
@@ -72,7 +105,7 @@ where
     F: FactCache + ?Sized,
     K: PartSink,
 {
-    let mut summary = Summary { dry_run: cfg.dry_run, ..Default::default() };
+    let mut summary = Summary { dry_run: cfg.dry_run, started_ms: now, ..Default::default() };
     let uploads = Uploads { bucket, key: token_key };
     summary.uploads = uploads.purge_abandoned(sink, now, cfg.upload_max_age_ms, cfg.budget / 4, cfg.dry_run).await?;
     let budget = cfg.budget - cfg.budget / 4;
@@ -88,21 +121,18 @@ where
     }
 
     let key = PathSpec::GcState.key();
-    let (mut state, etag) = match bucket.get(&key).await? {
-        Some((bytes, etag)) => (serde_json::from_slice(&bytes).unwrap_or_else(|_| GcState::new(now)), Some(etag)),
-        None => (GcState::new(now), None),
-    };
-    if state.lease_until > now {
-        summary.gc_skipped = Some("another run holds the collection".into());
-        summary.gc = state.stats;
-        summary.gc_phase = state.phase;
-        return Ok(summary);
-    }
-    state.lease_until = now + GC_LEASE_MS;
-    let cond = etag.map(PutIf::EtagMatches).unwrap_or(PutIf::Always);
-    let Some(held) = bucket.put(&key, serde_json::to_vec(&state).expect("serializable"), None, cond).await? else {
-        summary.gc_skipped = Some("another run took the collection".into());
-        return Ok(summary);
+    let (mut state, held) = match take_collection(bucket, now).await? {
+        Lease::Held { state, etag } => (state, etag),
+        Lease::Busy(state) => {
+            summary.gc_skipped = Some("another run holds the collection".into());
+            summary.gc = state.stats;
+            summary.gc_phase = state.phase;
+            return Ok(summary);
+        }
+        Lease::Lost => {
+            summary.gc_skipped = Some("another run took the collection".into());
+            return Ok(summary);
+        }
     };
     let step = gc::step(bucket, facts, &mut state, cfg.grace_ms, budget, false).await?;
     summary.gc = state.stats.clone();
@@ -116,4 +146,31 @@ where
         bucket.put(&key, serde_json::to_vec(&state).expect("serializable"), None, PutIf::EtagMatches(held)).await?;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryBucket;
+    use futures_executor::block_on;
+    use futures_util::future::join_all;
+
+    #[test]
+    fn racing_runs_never_both_hold_the_collection() {
+        block_on(async {
+            let b = MemoryBucket::interleaving();
+            // No state yet (first run), then after a finished collection (state deleted again),
+            // then with a stale lease left by a dead run.
+            for round in 0..3u64 {
+                let now = round * 2 * GC_LEASE_MS + 1;
+                let runs = join_all((0..4).map(|_| take_collection(&b, now))).await;
+                let held = runs.iter().filter(|r| matches!(r, Ok(Lease::Held { .. }))).count();
+                assert_eq!(held, 1, "round {round}: exactly one run takes the collection");
+                assert!(runs.iter().all(|r| matches!(r, Ok(Lease::Held { .. } | Lease::Lost | Lease::Busy(_)))));
+                if round == 0 {
+                    b.delete(&[PathSpec::GcState.key()]).await.unwrap();
+                }
+            }
+        });
+    }
 }

@@ -94,7 +94,7 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
         None => {
             let key = blobs::fresh_data_key(bucket, &digest, id).await?;
             bucket.put(&key, bytes, Some(&parsed.media_type), PutIf::Always).await?;
-            blobs::record(bucket, &digest, size, key, now).await?.object
+            blobs::record(bucket, &digest, size, key, now).await?.0.object
         }
     };
     let revision = Revision {

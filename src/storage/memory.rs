@@ -1,5 +1,7 @@
 //! In-memory stand-ins for native tests: a [`Bucket`] with etags and conditional puts like
-//! R2's, counting its reads, and a [`FactCache`].
+//! R2's, counting its reads, and a [`FactCache`]. An interleaving bucket yields before every
+//! operation, so futures joined together take turns between operations as concurrent requests
+//! would on the platform (races become testable with `join_all`).
 
 use async_trait::async_trait;
 use std::cell::RefCell;
@@ -14,11 +16,38 @@ pub struct MemoryBucket {
     objects: RefCell<BTreeMap<String, (Vec<u8>, String)>>,
     next_etag: RefCell<u64>,
     reads: RefCell<u64>,
+    interleave: bool,
+}
+
+/// Returns `Pending` once (waking itself), letting other joined futures run.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 impl MemoryBucket {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A bucket whose every operation first lets other joined futures run.
+    pub fn interleaving() -> Self {
+        MemoryBucket { interleave: true, ..Self::default() }
+    }
+
+    async fn turn(&self) {
+        if self.interleave {
+            YieldOnce(false).await;
+        }
     }
 
     pub fn keys(&self) -> Vec<String> {
@@ -34,11 +63,13 @@ impl MemoryBucket {
 #[async_trait(?Send)]
 impl Bucket for MemoryBucket {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        self.turn().await;
         *self.reads.borrow_mut() += 1;
         Ok(self.objects.borrow().get(key).cloned())
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.turn().await;
         *self.reads.borrow_mut() += 1;
         Ok(self
             .objects
@@ -48,11 +79,16 @@ impl Bucket for MemoryBucket {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, _ct: Option<&str>, cond: PutIf) -> Result<Option<String>> {
+        self.turn().await;
         let mut objects = self.objects.borrow_mut();
-        if let PutIf::EtagMatches(want) = &cond {
-            if objects.get(key).map(|(_, e)| e) != Some(want) {
-                return Ok(None);
-            }
+        let current = objects.get(key).map(|(_, e)| e);
+        let allowed = match &cond {
+            PutIf::Always => true,
+            PutIf::EtagMatches(want) => current == Some(want),
+            PutIf::Absent => current.is_none(),
+        };
+        if !allowed {
+            return Ok(None);
         }
         let mut n = self.next_etag.borrow_mut();
         *n += 1;
@@ -62,6 +98,7 @@ impl Bucket for MemoryBucket {
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {
+        self.turn().await;
         let mut objects = self.objects.borrow_mut();
         for k in keys {
             objects.remove(k);
@@ -70,6 +107,7 @@ impl Bucket for MemoryBucket {
     }
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
+        self.turn().await;
         let objects = self.objects.borrow();
         let mut keys: Vec<String> = objects
             .keys()

@@ -41,6 +41,9 @@ pub enum PutIf {
     Always,
     /// Only if the object's current etag is this one (optimistic concurrency).
     EtagMatches(String),
+    /// Only if there is no object at the key: the first writer wins, every later one gets
+    /// `None` and must read what the winner wrote.
+    Absent,
 }
 
 /// One page of a prefix listing, in lexical key order.

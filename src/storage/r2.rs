@@ -55,6 +55,41 @@ export function bodyReader(request) {
   return request.body ? request.body.getReader() : null;
 }
 
+// Lets go of a body reader, so what is left of the body can still be read (drainBody).
+export function releaseReader(reader) {
+  try {
+    reader.releaseLock();
+  } catch {}
+}
+
+// Discards what is left of `request`'s body, up to `limit` bytes (see api/drain.rs). A body
+// already read to its end, or locked by a reader still in use, is left alone. Returns the bytes
+// discarded, or -1 when the body is longer than `limit` (the rest is then left unread).
+export async function drainBody(request, limit) {
+  const body = request.body;
+  if (!body || body.locked) return 0;
+  if (Number(request.headers.get("content-length") || 0) > limit) return -1;
+  let reader;
+  try {
+    reader = body.getReader();
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return n;
+      n += value.byteLength;
+      if (n > limit) return -1;
+    }
+  } catch {
+    return n;
+  } finally {
+    reader.releaseLock();
+  }
+}
+
 // Starts writing exactly `len` bytes to a part (uploadId set) or an object, beginning with the
 // bytes of the objects `prefixKeys`, which count towards `len`.
 export function startWrite(bucket, key, uploadId, number, len, prefixKeys) {
@@ -124,6 +159,10 @@ extern "C" {
     async fn read_at_least(reader: &JsValue, min: u32) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = bodyReader)]
     fn body_reader(request: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = releaseReader)]
+    fn release_reader(reader: &JsValue);
+    #[wasm_bindgen(js_name = drainBody)]
+    async fn drain_body(request: &JsValue, limit: f64) -> JsValue;
     #[wasm_bindgen(js_name = startWrite, catch)]
     fn start_write(bucket: &JsValue, key: &str, upload_id: Option<String>, number: u16, len: f64, prefix: Array) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = writePiece, catch)]
@@ -221,8 +260,15 @@ impl Bucket for R2 {
         if let Some(ct) = content_type {
             put = put.http_metadata(worker::HttpMetadata { content_type: Some(ct.to_string()), ..Default::default() });
         }
-        if let PutIf::EtagMatches(etag) = cond {
-            put = put.only_if(worker::Conditional { etag_matches: Some(etag), ..Default::default() });
+        match cond {
+            PutIf::Always => {}
+            PutIf::EtagMatches(etag) => {
+                put = put.only_if(worker::Conditional { etag_matches: Some(etag), ..Default::default() });
+            }
+            // R2's "does not match any etag": true only when there is no object.
+            PutIf::Absent => {
+                put = put.only_if(worker::Conditional { etag_does_not_match: Some("*".into()), ..Default::default() });
+            }
         }
         Ok(put.execute().await.map_err(worker_err("put"))?.map(|o| o.etag()))
     }
@@ -270,6 +316,23 @@ pub struct RequestBody {
 impl RequestBody {
     pub fn new(request: &worker::Request, content_length: Option<u64>) -> Self {
         RequestBody { reader: body_reader(request.inner().as_ref()), remaining: content_length }
+    }
+}
+
+/// Reads and discards what is left of `request`'s body, up to `limit` bytes, in JS (the bytes
+/// never enter wasm). Returns the bytes discarded, or `None` when the body is longer than
+/// `limit` and was left unread.
+pub async fn discard_body(request: &web_sys::Request, limit: u64) -> Option<u64> {
+    let n = drain_body(request.as_ref(), limit as f64).await.as_f64().unwrap_or(0.0);
+    (n >= 0.0).then_some(n as u64)
+}
+
+/// A body a handler stops reading early (an error mid-chunk) stays readable for the drain.
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if !self.reader.is_null() {
+            release_reader(&self.reader);
+        }
     }
 }
 

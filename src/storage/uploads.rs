@@ -301,11 +301,9 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             return Err(RegistryError::new(Code::DigestInvalid, format!("uploaded content has digest {computed}, not {digest}")));
         }
         let (object, obsolete) = chunking::finish(&state, sink).await?;
-        let (desc, created) = blobs::commit(self.bucket, name, digest, state.offset, object.clone(), now).await?;
+        // Losing to an upload of the same content deletes this one's object (one copy).
+        let (desc, _created) = blobs::commit(self.bucket, name, digest, state.offset, object, now).await?;
         let mut doomed = obsolete;
-        if !created && desc.object != object {
-            doomed.push(object);
-        }
         doomed.push(PathSpec::UploadState { id: &state.id }.key());
         self.bucket.delete(&doomed).await?;
         Ok(desc)
