@@ -1,12 +1,18 @@
 // `npm start`: serves the registry on the emulator at http://127.0.0.1:5000 (PORT overrides),
-// with R2 and KV data persisted under ./data (DATA_DIR overrides).
+// with R2 and KV data persisted under ./data (DATA_DIR overrides). Settings come from
+// wrangler.toml [vars], .dev.vars and the environment, as with `wrangler dev` (settings.mjs).
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { startRegistry } from "./registry.mjs";
+import { readSettings } from "./settings.mjs";
 
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT || 5000);
 const dataDir = process.env.DATA_DIR || "data";
-const { mf, url } = await startRegistry({ port, dataDir });
+const bindings = readSettings(root);
+const { mf, url } = await startRegistry({ port, dataDir, bindings });
 console.log(`registry listening on ${url} (data in ${dataDir}/)`);
-console.log("open mode: no authentication; do not expose this port");
+if (!bindings.AUTH_HTPASSWD) console.log("open mode: no authentication; do not expose this port");
 const stop = async () => {
   await mf.dispose();
   process.exit(0);

@@ -1,0 +1,65 @@
+// `npm start` reads its settings as `wrangler dev` does: wrangler.toml [vars], then .dev.vars,
+// then environment variables of the same names.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readSettings } from "../miniflare/settings.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+// htpasswd -B (bcrypt, cost 5): alice/alice-pw.
+const ALICE = "alice:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO";
+
+test("wrangler.toml [vars] < .dev.vars < environment; other environment variables stay out", () => {
+  const dir = mkdtempSync(join(tmpdir(), "settings-"));
+  try {
+    writeFileSync(join(dir, "wrangler.toml"), 'name = "x"\n[vars]\nMAX_BODY_BYTES = "5"\nTAG_CACHE_SECONDS = "7"\nCACHE_TTL_SECONDS = "9"\n');
+    writeFileSync(join(dir, ".dev.vars"), `TAG_CACHE_SECONDS=8\nAUTH_HTPASSWD="${ALICE}"\n# a comment\nREAD_ONLY=true\n`);
+    const s = readSettings(dir, { READ_ONLY: "false", MAX_BODY_BYTES: "6", HOME: "/root", PATH: "/bin" });
+    assert.deepEqual(s, { MAX_BODY_BYTES: "6", TAG_CACHE_SECONDS: "8", CACHE_TTL_SECONDS: "9", AUTH_HTPASSWD: ALICE, READ_ONLY: "false" });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+test("npm start with AUTH_HTPASSWD in the environment serves a registry with access control on", async () => {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "serve-"));
+  const child = spawn(process.execPath, [join(root, "miniflare", "serve.mjs")], {
+    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, AUTH_HTPASSWD: ALICE, TOKEN_SECRET: "s" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    let out = "";
+    await new Promise((resolve, reject) => {
+      child.stdout.on("data", (d) => {
+        out += d;
+        if (out.includes("registry listening")) resolve();
+      });
+      child.on("exit", (code) => reject(new Error(`serve.mjs exited (${code}): ${out}`)));
+    });
+    assert.ok(!out.includes("open mode"), out);
+    const base = `http://127.0.0.1:${port}/v2/`;
+    const anon = await fetch(base);
+    assert.equal(anon.status, 401);
+    assert.match(anon.headers.get("www-authenticate"), /^Bearer realm=/);
+    const alice = await fetch(base, { headers: { authorization: "Basic " + Buffer.from("alice:alice-pw").toString("base64") } });
+    assert.equal(alice.status, 200);
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
