@@ -180,7 +180,7 @@ test("read-only mode refuses every write with 405 UNSUPPORTED and still serves p
   }
 });
 
-test("podman login, push and pull; a pull-only user's push is refused; skopeo --creds", { skip: skipClients }, async () => {
+test("podman login, push and pull; a pull-only user's push and delete are refused; skopeo --creds and delete", { skip: skipClients }, async () => {
   const work = mkdtempSync(join(tmpdir(), "auth-clients-"));
   try {
     buildImage(work, join(work, "img"), "v1", "auth");
@@ -204,6 +204,13 @@ test("podman login, push and pull; a pull-only user's push is refused; skopeo --
     );
     // Without credentials, skopeo cannot read a private repository.
     assert.throws(() => sh("skopeo", ["inspect", "--tls-verify=false", "--no-creds", `docker://${host}/alice/pushed:v2`]), /unauthorized|401|authentication/i);
+    // skopeo delete asks /token for `repository:<name>:*`: granted as every right the user
+    // holds. Bob (pull only) is refused; alice deletes.
+    const skopeoDelete = (user) => sh("skopeo", ["delete", "--tls-verify=false", "--creds", `${user}:${user}-pw`, `docker://${host}/alice/pushed:v2`]);
+    assert.throws(() => skopeoDelete("bob"), (e) => /unauthorized|denied/i.test(e.stderr));
+    skopeoDelete("alice");
+    const gone = sh("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "admin:admin-pw", `${reg.url}/v2/alice/pushed/manifests/v2`]);
+    assert.equal(gone, "404");
     // Nothing of bob's push landed. (curl: the event loop was blocked by the clients, so a
     // pooled connection of fetch may be stale.)
     const status = sh("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "admin:admin-pw", `${reg.url}/v2/alice/bob/tags/list`]);

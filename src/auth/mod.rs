@@ -81,8 +81,13 @@ impl Actions {
         [Action::Pull, Action::Push, Action::Delete].into_iter().filter(|a| self.contains(*a)).map(Action::as_str).collect()
     }
 
-    /// Parses `pull,push`; unknown actions (e.g. `*`) are ignored.
+    /// Parses `pull,push`. `*` means every action (the Docker token spec's wildcard: a token
+    /// request for `repository:x:*` is granted whatever the caller holds); other unknown actions
+    /// are ignored.
     pub fn parse_list(s: &str) -> Actions {
+        if s.split(',').any(|a| a.trim() == "*") {
+            return Actions::ALL;
+        }
         Actions::of(&s.split(',').filter_map(Action::parse).collect::<Vec<_>>())
     }
 }
@@ -134,9 +139,12 @@ mod tests {
 
     #[test]
     fn actions() {
-        let a = Actions::parse_list("push,pull,*,bogus");
+        let a = Actions::parse_list("push,pull,bogus");
         assert!(a.contains(Action::Pull) && a.contains(Action::Push) && !a.contains(Action::Delete));
         assert_eq!(a.to_list(), vec!["pull", "push"]);
+        assert_eq!(Actions::parse_list("*"), Actions::ALL);
+        assert_eq!(Actions::parse_list("pull,*"), Actions::ALL);
+        assert_eq!(Actions::parse_list("*").intersect(Actions::of(&[Action::Pull])).to_list(), vec!["pull"]);
         assert_eq!(Actions::ALL.intersect(Actions::of(&[Action::Delete])).to_list(), vec!["delete"]);
         assert!(Actions::NONE.is_empty());
     }
