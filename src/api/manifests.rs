@@ -6,7 +6,7 @@ use super::reply;
 use crate::app::Context;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
-use crate::oci::name::{Reference, RepoName};
+use crate::oci::name::{Reference, RepoName, Tag};
 use crate::routes::manifest_url;
 use crate::storage::manifests;
 
@@ -44,9 +44,12 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
     if cx.content_length()?.is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes")));
     }
+    // `?tag=a&tag=b`: more tags for the same manifest; any invalid one refuses the whole PUT.
+    let tags = cx.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| Tag::parse(v)).collect::<Result<Vec<Tag>>>()?;
     let content_type = cx.header("content-type");
     let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
-    let stored = manifests::put(&cx.app.r2, &cx.app.edge, name, reference, bytes, content_type.as_deref(), cx.now_ms(), &cx.new_id()).await?;
+    let (r2, now, id) = (&cx.app.r2, cx.now_ms(), cx.new_id());
+    let stored = manifests::put_tagged(r2, &cx.app.edge, name, reference, &tags, bytes, content_type.as_deref(), now, &id).await?;
     let mut headers = vec![
         ("Location", manifest_url(name, &stored.digest.to_string())),
         ("Docker-Content-Digest", stored.digest.to_string()),
@@ -54,7 +57,12 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
     if let Some(subject) = stored.subject {
         headers.push(("OCI-Subject", subject.to_string()));
     }
-    reply(201, &headers, ResponseBody::Empty)
+    let resp = reply(201, &headers, ResponseBody::Empty)?;
+    // One OCI-Tag header per tag applied from the parameters.
+    for tag in &tags {
+        resp.headers().append("OCI-Tag", tag.as_str()).map_err(RegistryError::internal)?;
+    }
+    Ok(resp)
 }
 
 pub async fn delete(cx: &Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {

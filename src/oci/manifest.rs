@@ -19,6 +19,21 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 /// Manifests bigger than this are refused with 413, as the spec recommends (4 MiB).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// Most descriptors (config, layers, blobs, child manifests, subject) one manifest may name.
+/// Each one the registry must check costs storage reads on the PUT, and one request may make
+/// at most 1000 subrequests on the platform; real images stay far below (a container runtime
+/// stacks at most ~128 layers, a multi-platform index names a few dozen manifests).
+pub const MAX_DESCRIPTORS: usize = 400;
+
+/// Layer media types whose blobs a registry need not hold: clients fetch them from the
+/// descriptor's `urls` (OCI "non-distributable" layers, Docker's foreign layers).
+const NON_DISTRIBUTABLE: [&str; 4] = [
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+
 const ACCEPTED: [&str; 5] = [OCI_MANIFEST, OCI_INDEX, OCI_ARTIFACT, DOCKER_MANIFEST, DOCKER_LIST];
 
 /// A content descriptor as it appears in a manifest.
@@ -53,7 +68,10 @@ pub struct ParsedManifest {
     pub media_type: String,
     /// Blobs that must be linked in the repository (config, layers, artifact blobs).
     pub blobs: Vec<Digest>,
-    /// Child manifests (of an index) that must exist in the repository.
+    /// Non-distributable layers: named, but need not be stored (kept if they are).
+    pub foreign: Vec<Digest>,
+    /// Child manifests of an index. They need not be in the repository (a sparse index, as a
+    /// partial mirror of a multi-platform image has); those that are, are kept with it.
     pub manifests: Vec<Digest>,
     pub subject: Option<Digest>,
     /// `artifactType`, or for an image manifest without one, its config media type
@@ -88,8 +106,13 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest>
         }
         Digest::parse(&d.digest).map_err(|_| invalid(format!("invalid descriptor digest {:?}", d.digest)))
     };
+    let named = raw.config.iter().count() + raw.layers.len() + raw.blobs.len() + raw.manifests.len() + raw.subject.iter().count();
+    if named > MAX_DESCRIPTORS {
+        return Err(invalid(format!("manifest names {named} descriptors; this registry accepts at most {MAX_DESCRIPTORS}")));
+    }
     let is_index = media_type == OCI_INDEX || media_type == DOCKER_LIST;
     let mut blobs = Vec::new();
+    let mut foreign = Vec::new();
     let mut manifests = Vec::new();
     if is_index {
         if raw.config.is_some() || !raw.layers.is_empty() {
@@ -106,7 +129,11 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest>
         let config = raw.config.as_ref().ok_or_else(|| invalid("image manifest without config".into()))?;
         blobs.push(digest_of(config)?);
         for l in &raw.layers {
-            blobs.push(digest_of(l)?);
+            if l.media_type.as_deref().is_some_and(|t| NON_DISTRIBUTABLE.contains(&t)) {
+                foreign.push(digest_of(l)?);
+            } else {
+                blobs.push(digest_of(l)?);
+            }
         }
     }
     let subject = raw.subject.as_ref().map(digest_of).transpose()?;
@@ -114,7 +141,14 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest>
         .artifact_type
         .clone()
         .or_else(|| if media_type == OCI_MANIFEST { raw.config.as_ref().and_then(|c| c.media_type.clone()) } else { None });
-    Ok(ParsedManifest { media_type, blobs, manifests, subject, artifact_type, annotations: raw.annotations })
+    Ok(ParsedManifest { media_type, blobs, foreign, manifests, subject, artifact_type, annotations: raw.annotations })
+}
+
+impl ParsedManifest {
+    /// Every digest the manifest names (what a garbage collection keeps with it).
+    pub fn references(&self) -> impl Iterator<Item = &Digest> {
+        self.blobs.iter().chain(&self.foreign).chain(&self.manifests).chain(&self.subject)
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +199,47 @@ mod tests {
         let body = format!(r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":1}},"layers":[]}}"#, d("c"));
         let m = parse(body.as_bytes(), Some(DOCKER_MANIFEST)).unwrap();
         assert_eq!(m.media_type, DOCKER_MANIFEST);
+    }
+
+    #[test]
+    fn non_distributable_layers_are_named_but_not_required() {
+        let layers: Vec<String> = NON_DISTRIBUTABLE
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!(r#"{{"mediaType":"{t}","digest":"{}","size":1,"urls":["https://example.com/{i}"]}}"#, d(&i.to_string())))
+            .collect();
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},"layers":[{},{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":1}}]}}"#,
+            d("c"),
+            layers.join(","),
+            d("l")
+        );
+        let m = parse(body.as_bytes(), None).unwrap();
+        assert_eq!(m.blobs.iter().map(Digest::to_string).collect::<Vec<_>>(), vec![d("c"), d("l")]);
+        assert_eq!(m.foreign.len(), 4);
+        assert_eq!(m.references().count(), 6);
+    }
+
+    #[test]
+    fn descriptor_count_is_bounded() {
+        let layer = |i: usize| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":1}}"#, d(&i.to_string()));
+        let with = |n: usize| {
+            let layers: Vec<String> = (0..n).map(layer).collect();
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},"layers":[{}]}}"#, d("c"), layers.join(","))
+        };
+        assert_eq!(parse(with(MAX_DESCRIPTORS - 1).as_bytes(), None).unwrap().blobs.len(), MAX_DESCRIPTORS);
+        let err = parse(with(MAX_DESCRIPTORS).as_bytes(), None).unwrap_err();
+        assert_eq!(err.code, Code::ManifestInvalid);
+        assert!(err.detail.contains("at most 400"), "{}", err.detail);
+    }
+
+    #[test]
+    fn hostile_json_is_invalid_not_a_crash() {
+        let nested = "[".repeat(100_000);
+        let dup = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},"layers":[],"layers":[]}}"#, d("c"));
+        for body in [nested.as_str(), dup.as_str(), "", "null", "[]", "\u{0}"] {
+            assert_eq!(parse(body.as_bytes(), Some(OCI_MANIFEST)).unwrap_err().code, Code::ManifestInvalid, "{}", &body[..body.len().min(20)]);
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 use async_trait::async_trait;
 
 use super::uploads::{Pending, UploadState};
-use crate::oci::digest::BlobHasher;
+use crate::oci::digest::{Algorithm, BlobHasher, Digest};
 use crate::oci::error::{Code, RegistryError, Result};
 
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -74,6 +74,9 @@ pub trait PartSink {
     async fn start(&self, target: Target<'_>, len: u64, prefix: &[String]) -> Result<Self::Writer>;
     async fn complete(&self, key: &str, upload_id: &str, parts: &[(u16, String)]) -> Result<()>;
     async fn abort(&self, key: &str, upload_id: &str) -> Result<()>;
+    /// The digest of the stored object `key` under `algorithm`, read back once, streamed in
+    /// bounded memory; `None` if there is no such object.
+    async fn digest_of(&self, key: &str, algorithm: Algorithm) -> Result<Option<Digest>>;
 }
 
 /// The part size for an upload whose first chunk has `first_len` bytes (if known).

@@ -60,11 +60,13 @@ struct MemorySink<'a> {
     bucket: &'a MemoryBucket,
     uploads: RefCell<HashMap<String, BTreeMap<u16, Vec<u8>>>>,
     next: RefCell<u32>,
+    /// Objects read back to verify a digest of another algorithm.
+    read_backs: RefCell<u32>,
 }
 
 impl<'a> MemorySink<'a> {
     fn new(bucket: &'a MemoryBucket) -> Self {
-        MemorySink { bucket, uploads: Default::default(), next: RefCell::new(0) }
+        MemorySink { bucket, uploads: Default::default(), next: RefCell::new(0), read_backs: RefCell::new(0) }
     }
 }
 
@@ -132,6 +134,10 @@ impl<'a> PartSink for &'a MemorySink<'a> {
         self.uploads.borrow_mut().remove(upload_id);
         Ok(())
     }
+    async fn digest_of(&self, key: &str, algorithm: Algorithm) -> Result<Option<Digest>> {
+        *self.read_backs.borrow_mut() += 1;
+        Ok(self.bucket.get(key).await?.map(|(bytes, _)| Digest::of(algorithm, &bytes)))
+    }
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
@@ -148,8 +154,17 @@ fn repo() -> RepoName {
 /// Pushes `blob` in chunks of the given sizes through the whole upload lifecycle, each chunk
 /// handed over in 4 KiB pieces as the emulator does; returns the stored bytes.
 fn push(blob: &[u8], chunks: &[usize], alg: Algorithm, known: bool) -> (Vec<u8>, MemoryBucket) {
+    let (bucket, sink_reads, result) = push_and_commit(blob, chunks, alg, &Digest::of(alg, blob), known);
+    assert_eq!(sink_reads, 0, "a digest of the upload's own algorithm is never read back");
+    let out = block_on(bucket.get(&result.unwrap().object)).unwrap().unwrap().0;
+    (out, bucket)
+}
+
+/// Uploads `blob` hashed with `alg`, then commits it as `digest`. Returns the bucket, how many
+/// objects were read back to verify, and the commit's outcome.
+fn push_and_commit(blob: &[u8], chunks: &[usize], alg: Algorithm, digest: &Digest, known: bool) -> (MemoryBucket, u32, Result<crate::storage::blobs::BlobDescriptor>) {
     let bucket = MemoryBucket::new();
-    let out = block_on(async {
+    let (reads, result) = block_on(async {
         let key = TokenKey::new(b"secret");
         let uploads = Uploads { bucket: &bucket, key: &key };
         let sink = MemorySink::new(&bucket);
@@ -167,11 +182,42 @@ fn push(blob: &[u8], chunks: &[usize], alg: Algorithm, known: bool) -> (Vec<u8>,
         }
         assert_eq!(at, blob.len());
         let held = uploads.acquire(&repo(), ID, Some(&token), None, 10).await.unwrap();
-        let desc = uploads.commit(&repo(), held, &Digest::of(alg, blob), &&sink, 1).await.unwrap();
-        assert_eq!(desc.size, blob.len() as u64);
-        bucket.get(&desc.object).await.unwrap().unwrap().0
+        let result = uploads.commit(&repo(), held, digest, &&sink, 1).await;
+        if let Ok(desc) = &result {
+            assert_eq!(desc.size, blob.len() as u64);
+        }
+        let reads = *sink.read_backs.borrow();
+        (reads, result)
     });
-    (out, bucket)
+    (bucket, reads, result)
+}
+
+#[test]
+fn a_digest_of_another_algorithm_is_verified_by_one_read_back() {
+    let p = MIN_PART_SIZE as usize;
+    let cases: Vec<(Vec<u8>, Vec<usize>)> = vec![
+        (Vec::new(), vec![]),
+        (Vec::new(), vec![0]),
+        (b"{}".to_vec(), vec![2]),
+        (data(1000, 5), vec![1000]),
+        (data(2 * p + 3, 6), vec![p, p, 3]),
+        (data(p + 10, 7), vec![p - 1, 11]),
+    ];
+    for (upload, commit) in [(Algorithm::Sha256, Algorithm::Sha512), (Algorithm::Sha512, Algorithm::Sha256)] {
+        for (blob, chunks) in &cases {
+            let digest = Digest::of(commit, blob);
+            let (bucket, reads, result) = push_and_commit(blob, chunks, upload, &digest, true);
+            let desc = result.unwrap_or_else(|e| panic!("{} bytes in {chunks:?}: {e:?}", blob.len()));
+            assert_eq!(reads, 1, "read back once");
+            assert_eq!(&block_on(bucket.get(&desc.object)).unwrap().unwrap().0, blob);
+            no_upload_leftovers(&bucket, &desc.object);
+            // A wrong digest of the other algorithm: DIGEST_INVALID, nothing left behind.
+            let wrong = Digest::of(commit, b"something else");
+            let (bucket, _, result) = push_and_commit(blob, chunks, upload, &wrong, true);
+            assert_eq!(result.unwrap_err().code, Code::DigestInvalid);
+            assert!(bucket.keys().iter().all(|k| !k.starts_with("objects/") && !k.starts_with("uploads/") && !k.starts_with("blobs/")), "{:?}", bucket.keys());
+        }
+    }
 }
 
 fn no_upload_leftovers(bucket: &MemoryBucket, keep: &str) {
@@ -306,6 +352,9 @@ impl<'a> PartSink for &'a CountingSink {
     }
     async fn abort(&self, _key: &str, _id: &str) -> Result<()> {
         Ok(())
+    }
+    async fn digest_of(&self, _key: &str, _algorithm: Algorithm) -> Result<Option<Digest>> {
+        unreachable!("the counting sink never commits")
     }
 }
 

@@ -198,7 +198,7 @@ where
     let Some(bytes) = facts::read(bucket, facts, &PathSpec::Object { key: &key }).await? else { return Ok(()) };
     // Stored manifests were valid when pushed; one that no longer parses keeps only itself.
     if let Ok(parsed) = manifest::parse(&bytes, Some(&rev.media_type)) {
-        marked.extend(parsed.blobs.iter().chain(&parsed.manifests).chain(&parsed.subject).map(Digest::to_string));
+        marked.extend(parsed.references().map(Digest::to_string));
     }
     Ok(())
 }

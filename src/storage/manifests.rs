@@ -6,6 +6,8 @@
 //! Pulls ([`stat`], [`get`]) read through the fact cache; writes and deletes read the bucket
 //! and forget what they change.
 
+use std::collections::BTreeSet;
+
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -71,6 +73,22 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     now: u64,
     id: &str,
 ) -> Result<Stored> {
+    put_tagged(bucket, facts, name, reference, &[], bytes, content_type, now, id).await
+}
+
+/// [`put`], also pointing `tags` at the manifest (the `?tag=` parameters of a PUT by digest).
+#[allow(clippy::too_many_arguments)]
+pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
+    bucket: &B,
+    facts: &F,
+    name: &RepoName,
+    reference: &Reference,
+    tags: &[Tag],
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+    now: u64,
+    id: &str,
+) -> Result<Stored> {
     if bytes.len() > manifest::MAX_MANIFEST_BYTES {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {} bytes", manifest::MAX_MANIFEST_BYTES)));
     }
@@ -105,7 +123,12 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     };
     let revision_json = serde_json::to_vec(&revision).expect("serializable");
     bucket.put(&PathSpec::ManifestRevision { name, digest: &digest }.key(), revision_json, None, PutIf::Always).await?;
-    if let Reference::Tag(tag) = reference {
+    let by_reference = match reference {
+        Reference::Tag(tag) => Some(tag),
+        Reference::Digest(_) => None,
+    };
+    let all_tags: BTreeSet<&Tag> = by_reference.into_iter().chain(tags).collect();
+    for tag in all_tags {
         bucket.put(&PathSpec::TagCurrent { name, tag }.key(), digest.to_string().into_bytes(), None, PutIf::Always).await?;
         bucket.put(&PathSpec::TagIndexEntry { name, digest: &digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
         facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
@@ -122,27 +145,35 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     Ok(Stored { digest, subject: parsed.subject })
 }
 
-/// Every blob the manifest names must be linked in the repository and every child manifest
-/// must be a revision of it; the first missing one is reported. Each is claimed (so a
-/// concurrent garbage collection keeps it), and a link left pointing at collected bytes is
-/// renewed to the blob's current copy.
+/// Storage checks of one manifest PUT in flight at once: a manifest names at most
+/// `manifest::MAX_DESCRIPTORS` digests, each checked once, so one request's fan-out stays small.
+const CHECKS_IN_FLIGHT: usize = 8;
+
+/// Every blob the manifest names (config, layers, artifact blobs; not its non-distributable
+/// layers) must be linked in the repository; the first missing one is reported. Each is claimed
+/// (so a concurrent garbage collection keeps it), and a link left pointing at collected bytes is
+/// renewed to the blob's current copy. An index's children need not be there (a sparse index);
+/// those that are, are claimed too. Each digest is checked once, a few at a time.
 async fn check_references<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, parsed: &ParsedManifest, now: u64) -> Result<()> {
+    use futures_util::stream::{self, TryStreamExt};
     let missing = |digest: &Digest| RegistryError::new(Code::ManifestBlobUnknown, digest.to_string());
-    let blobs_ok = join_all(parsed.blobs.iter().map(|digest| async move {
-        let link = blobs::linked(bucket, name, digest).await?.ok_or_else(|| missing(digest))?;
-        let desc = blobs::claim(bucket, digest, now).await?.ok_or_else(|| missing(digest))?;
-        if link.object != desc.object {
-            blobs::link(bucket, name, digest, &desc).await?;
-        }
-        Ok::<(), RegistryError>(())
-    }));
-    let children_ok = join_all(parsed.manifests.iter().map(|digest| async move {
-        bucket.head(&PathSpec::ManifestRevision { name, digest }.key()).await?.ok_or_else(|| missing(digest))?;
-        blobs::claim(bucket, digest, now).await?.ok_or_else(|| missing(digest))?;
-        Ok::<(), RegistryError>(())
-    }));
-    let (b, c) = futures_util::future::join(blobs_ok, children_ok).await;
-    b.into_iter().chain(c).collect()
+    let blobs: BTreeSet<&Digest> = parsed.blobs.iter().collect();
+    let children: BTreeSet<&Digest> = parsed.manifests.iter().filter(|d| !blobs.contains(d)).collect();
+    let checks = blobs.into_iter().map(|d| (d, true)).chain(children.into_iter().map(|d| (d, false)));
+    stream::iter(checks.map(Ok))
+        .try_for_each_concurrent(CHECKS_IN_FLIGHT, |(digest, is_blob)| async move {
+            if is_blob {
+                let link = blobs::linked(bucket, name, digest).await?.ok_or_else(|| missing(digest))?;
+                let desc = blobs::claim(bucket, digest, now).await?.ok_or_else(|| missing(digest))?;
+                if link.object != desc.object {
+                    blobs::link(bucket, name, digest, &desc).await?;
+                }
+            } else if bucket.head(&PathSpec::ManifestRevision { name, digest }.key()).await?.is_some() {
+                blobs::claim(bucket, digest, now).await?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// The descriptor the referrers API lists for a manifest with a subject.
@@ -455,10 +486,60 @@ mod tests {
             let other = repo("other");
             let l = push_blob(&b, &other, b"l").await;
             assert_eq!(put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None, 1, "id").await.unwrap_err().code, Code::ManifestBlobUnknown);
-            // An index needs its children in the repository.
-            let index = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{missing}","size":1}}]}}"#);
-            assert_eq!(put(&b, &f, &n, &tag("i"), index.into_bytes(), None, 1, "id").await.unwrap_err().code, Code::ManifestBlobUnknown);
             assert!(!repository_exists(&b, &n).await.unwrap());
+        });
+    }
+
+    #[test]
+    fn tag_parameters_point_every_tag_at_the_manifest() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let m = image(&c, &l, "");
+            for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+                let d = Digest::of(alg, &m);
+                let tags = [Tag::parse(&format!("a-{}", alg.as_str())).unwrap(), Tag::parse(&format!("b-{}", alg.as_str())).unwrap()];
+                let stored = put_tagged(&b, &f, &n, &Reference::Digest(d.clone()), &tags, m.clone(), None, 1, "m").await.unwrap();
+                assert_eq!(stored.digest, d);
+                for t in &tags {
+                    assert_eq!(resolve_tag(&b, &n, t).await.unwrap(), Some(d.clone()));
+                    assert_eq!(get(&b, &f, &n, &Reference::Tag(t.clone())).await.unwrap().digest, d);
+                }
+            }
+            let listed = tags(&b, &n, None, 10).await.unwrap().items;
+            assert_eq!(listed, vec!["a-sha256", "a-sha512", "b-sha256", "b-sha512"]);
+        });
+    }
+
+    #[test]
+    fn a_sparse_index_is_accepted_and_its_children_may_come_later() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let child = image(&c, &l, "");
+            let child_digest = Digest::of(Algorithm::Sha256, &child);
+            let absent = Digest::of(Algorithm::Sha256, b"another platform");
+            let index = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child_digest}","size":{}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{absent}","size":1}}]}}"#,
+                child.len()
+            )
+            .into_bytes();
+            let stored = put(&b, &f, &n, &tag("multi"), index.clone(), None, 1, "i").await.unwrap();
+            let by_tag = get(&b, &f, &n, &tag("multi")).await.unwrap();
+            assert_eq!(by_tag.bytes, index, "byte-exact");
+            assert_eq!(get(&b, &f, &n, &Reference::Digest(stored.digest)).await.unwrap().bytes, index);
+            // The child pushed afterwards is served as usual.
+            put(&b, &f, &n, &Reference::Digest(child_digest.clone()), child.clone(), None, 2, "c").await.unwrap();
+            assert_eq!(get(&b, &f, &n, &Reference::Digest(child_digest)).await.unwrap().bytes, child);
+            // An image manifest's own config and layers are still required.
+            let err = put(&b, &f, &n, &tag("v1"), image(&c, &absent, ""), None, 3, "x").await.unwrap_err();
+            assert_eq!(err.code, Code::ManifestBlobUnknown);
         });
     }
 

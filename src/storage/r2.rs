@@ -13,7 +13,7 @@ use std::rc::Rc;
 use super::chunking::{BodySource, PartSink, Piece, Target, Writer};
 use super::meter::{Meter, Op};
 use super::{Bucket, Listing, ObjectInfo, PutIf};
-use crate::oci::digest::BlobHasher;
+use crate::oci::digest::{Algorithm, BlobHasher, Digest};
 use crate::oci::error::{RegistryError, Result};
 
 /// Bytes gathered in JS before one crossing into wasm.
@@ -53,6 +53,12 @@ export async function readAtLeast(reader, min) {
 
 export function bodyReader(request) {
   return request.body ? request.body.getReader() : null;
+}
+
+// A reader of the object at `key`, or null if there is none.
+export async function objectReader(bucket, key) {
+  const o = await bucket.get(key);
+  return o ? o.body.getReader() : null;
 }
 
 // Lets go of a body reader, so what is left of the body can still be read (drainBody).
@@ -159,6 +165,8 @@ extern "C" {
     async fn read_at_least(reader: &JsValue, min: u32) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = bodyReader)]
     fn body_reader(request: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = objectReader, catch)]
+    async fn object_reader(bucket: &JsValue, key: &str) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = releaseReader)]
     fn release_reader(reader: &JsValue);
     #[wasm_bindgen(js_name = drainBody)]
@@ -421,5 +429,27 @@ impl PartSink for R2 {
     async fn abort(&self, key: &str, upload_id: &str) -> Result<()> {
         abort_multipart(self.raw(), key, upload_id).await.map_err(js_err("abort multipart"))?;
         Ok(())
+    }
+
+    async fn digest_of(&self, key: &str, algorithm: Algorithm) -> Result<Option<Digest>> {
+        self.meter.add(Op::R2ClassB, 1);
+        let reader = object_reader(self.raw(), key).await.map_err(js_err("read back"))?;
+        if reader.is_null() {
+            return Ok(None);
+        }
+        // Batches of READ_BATCH bytes, copied into one reused buffer: memory stays bounded.
+        let mut hasher = BlobHasher::new(algorithm);
+        let mut buf = Vec::new();
+        loop {
+            let v = read_at_least(&reader, READ_BATCH).await.map_err(js_err("read back"))?;
+            if v.is_null() {
+                break;
+            }
+            let piece: Uint8Array = v.unchecked_into();
+            buf.resize(piece.byte_length() as usize, 0);
+            piece.copy_to(&mut buf);
+            hasher.update(&buf);
+        }
+        Ok(Some(hasher.finish()))
     }
 }

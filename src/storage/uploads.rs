@@ -280,27 +280,31 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
     }
 
     /// Finishes the upload as `digest`. On a mismatch the upload is discarded whole.
+    ///
+    /// The bytes were hashed once, as they arrived, with the upload's algorithm (sha256 unless
+    /// the client named another with `?digest-algorithm=`). A digest of another algorithm is
+    /// verified by reading the stored bytes back once, streamed: the price of a commit the
+    /// client did not announce, paid only then.
     pub async fn commit<K: PartSink>(&self, name: &RepoName, held: Loaded, digest: &Digest, sink: &K, now: u64) -> Result<blobs::BlobDescriptor> {
-        let Loaded { state, etag } = held;
-        if digest.algorithm() != state.algorithm {
-            let algorithm = state.algorithm;
-            let _ = self.release(state, etag).await;
-            return Err(RegistryError::new(
-                Code::DigestInvalid,
-                format!(
-                    "upload was hashed with {}; start it with ?digest-algorithm={} to commit a {} digest",
-                    algorithm.as_str(),
-                    digest.algorithm().as_str(),
-                    digest.algorithm().as_str()
-                ),
-            ));
-        }
-        let computed = state.hasher()?.finish();
-        if &computed != digest {
-            self.discard(&state, sink).await?;
-            return Err(RegistryError::new(Code::DigestInvalid, format!("uploaded content has digest {computed}, not {digest}")));
+        let Loaded { state, .. } = held;
+        let mismatch = |computed: &dyn std::fmt::Display| {
+            RegistryError::new(Code::DigestInvalid, format!("uploaded content has digest {computed}, not {digest}"))
+        };
+        if digest.algorithm() == state.algorithm {
+            let computed = state.hasher()?.finish();
+            if &computed != digest {
+                self.discard(&state, sink).await?;
+                return Err(mismatch(&computed));
+            }
         }
         let (object, obsolete) = chunking::finish(&state, sink).await?;
+        if digest.algorithm() != state.algorithm {
+            let computed = sink.digest_of(&object, digest.algorithm()).await?;
+            if computed.as_ref() != Some(digest) {
+                self.discard(&state, sink).await?;
+                return Err(mismatch(&computed.map(|d| d.to_string()).unwrap_or_else(|| "unknown (object missing)".into())));
+            }
+        }
         // Losing to an upload of the same content deletes this one's object (one copy).
         let (desc, _created) = blobs::commit(self.bucket, name, digest, state.offset, object, now).await?;
         let mut doomed = obsolete;
