@@ -17,7 +17,7 @@ use crate::storage::edge::Edge;
 use crate::storage::lifecycle::LifecycleConfig;
 use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
-use crate::storage::uploads::TokenKey;
+use crate::storage::uploads::{TokenKey, DEFAULT_LEASE_MS};
 
 #[wasm_bindgen]
 extern "C" {
@@ -74,6 +74,8 @@ pub struct Config {
     pub max_body: u64,
     /// Forces a part size for chunked uploads instead of the first chunk's length.
     pub part_size: Option<u64>,
+    /// How long a chunk holds its upload without renewing (`UPLOAD_LEASE_SECONDS`).
+    pub upload_lease_ms: u64,
 }
 
 pub struct App {
@@ -141,6 +143,7 @@ impl App {
                 token_key: TokenKey::new(secret.as_bytes()),
                 max_body: settings.number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
                 part_size: settings.number("UPLOAD_PART_SIZE"),
+                upload_lease_ms: settings.number("UPLOAD_LEASE_SECONDS").map(|s| s.max(3) * 1000).unwrap_or(DEFAULT_LEASE_MS),
             },
         })
     }

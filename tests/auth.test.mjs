@@ -194,6 +194,8 @@ test("podman login, push and pull; a pull-only user's push and delete are refuse
     podman("alice", "push", "--tls-verify=false", `${host}/alice/podman:v1`, `${host}/alice/pushed:v2`);
     const tags = JSON.parse(sh("skopeo", ["list-tags", "--tls-verify=false", "--creds", "alice:alice-pw", `docker://${host}/alice/pushed`]));
     assert.deepEqual(tags.Tags, ["v2"]);
+    // Listing tags without credentials is refused.
+    assert.throws(() => sh("skopeo", ["list-tags", "--tls-verify=false", "--no-creds", `docker://${host}/alice/pushed`]), (e) => /unauthorized|authentication required/i.test(e.stderr));
     // Bob may pull alice/* but not push there.
     podman("bob", "login", "--tls-verify=false", "-u", "bob", "-p", "bob-pw", host);
     podman("bob", "pull", "--tls-verify=false", `${host}/alice/pushed:v2`);

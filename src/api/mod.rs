@@ -81,6 +81,9 @@ pub fn error_reply(e: &RegistryError) -> Result<Response> {
     if let Some(challenge) = &e.challenge {
         headers.push(("WWW-Authenticate", challenge.clone()));
     }
+    if let Some(seconds) = e.retry_after {
+        headers.push(("Retry-After", seconds.to_string()));
+    }
     reply(e.status(), &headers, ResponseBody::Body(e.body().into_bytes()))
 }
 
@@ -96,7 +99,7 @@ pub fn pagination(cx: &Context<'_>) -> Result<(usize, Option<String>)> {
         None | Some("") => crate::storage::MAX_PAGE,
         Some(v) => v
             .parse::<usize>()
-            .map_err(|_| RegistryError::new(Code::Unsupported, format!("invalid n={v:?}")))?
+            .map_err(|_| RegistryError::new(Code::PaginationNumberInvalid, format!("invalid n={v:?}")))?
             .min(crate::storage::MAX_PAGE),
     };
     Ok((n, cx.query("last").filter(|l| !l.is_empty()).map(str::to_string)))

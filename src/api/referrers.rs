@@ -12,9 +12,15 @@ use crate::oci::name::RepoName;
 use crate::routes::percent_encode;
 use crate::storage::manifests;
 
+/// Most referrers listed on one page.
+const MAX_REFERRERS_PAGE: usize = 250;
+
 pub async fn get(cx: &Context<'_>, name: &RepoName, subject: &Digest) -> Result<Response> {
     let filter = cx.query("artifactType").filter(|t| !t.is_empty());
+    // Each entry on a page is one storage read: pages stay well inside the platform's 1000
+    // subrequests per request (a client follows the Link for the rest).
     let (n, last) = pagination(cx)?;
+    let n = n.min(MAX_REFERRERS_PAGE);
     let (descriptors, page) = manifests::referrers(&cx.app.r2, name, subject, filter, last.as_deref(), n).await?;
     let mut headers = vec![("Content-Type", OCI_INDEX.to_string())];
     if filter.is_some() {

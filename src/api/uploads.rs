@@ -15,8 +15,12 @@ use crate::storage::r2::RequestBody;
 use crate::storage::uploads::{range_header, Loaded, UploadState, Uploads};
 use crate::storage::blobs;
 
+fn wall_clock() -> u64 {
+    js_sys::Date::now() as u64
+}
+
 fn store<'a>(cx: &'a Context<'a>) -> Uploads<'a, crate::storage::r2::R2> {
-    Uploads { bucket: &cx.app.r2, key: &cx.app.config.token_key }
+    Uploads { bucket: &cx.app.r2, key: &cx.app.config.token_key, lease_ms: cx.app.config.upload_lease_ms, clock: &wall_clock }
 }
 
 /// 202 with the upload's Location, id and Range.

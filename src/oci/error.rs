@@ -18,6 +18,8 @@ pub enum Code {
     NameUnknown,
     SizeInvalid,
     TagInvalid,
+    PaginationNumberInvalid,
+    TooManyRequests,
     Unsupported,
     RangeInvalid,
     TooLarge,
@@ -41,6 +43,9 @@ impl Code {
             Code::SizeInvalid => "SIZE_INVALID",
             // Not in the OCI spec's table; distribution's code for a tag that is not valid.
             Code::TagInvalid => "TAG_INVALID",
+            // Distribution's code for an `n` that is not a number.
+            Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
+            Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Unsupported => "UNSUPPORTED",
             Code::RangeInvalid => "RANGE_INVALID",
             // The spec has no code of its own for an oversized body; SIZE_INVALID is the
@@ -62,6 +67,7 @@ impl Code {
             Code::Unauthorized => 401,
             Code::Denied => 403,
             Code::TooLarge => 413,
+            Code::TooManyRequests => 429,
             Code::Unsupported => 405,
             Code::Unknown => 500,
             _ => 400,
@@ -81,6 +87,8 @@ impl Code {
             Code::NameUnknown => "repository name not known to registry",
             Code::SizeInvalid => "provided length did not match content length",
             Code::TagInvalid => "invalid tag",
+            Code::PaginationNumberInvalid => "invalid number of results requested",
+            Code::TooManyRequests => "too many requests",
             Code::Unsupported => "the operation is unsupported",
             Code::RangeInvalid => "invalid content range",
             Code::TooLarge => "request body too large; push the blob in chunks (PATCH with Content-Range)",
@@ -100,11 +108,13 @@ pub struct RegistryError {
     pub upload_offset: Option<u64>,
     /// For UNAUTHORIZED: the `WWW-Authenticate` challenge.
     pub challenge: Option<String>,
+    /// For TOOMANYREQUESTS: seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl RegistryError {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        RegistryError { code, detail: detail.into(), upload_offset: None, challenge: None }
+        RegistryError { code, detail: detail.into(), upload_offset: None, challenge: None, retry_after: None }
     }
 
     /// A storage or platform fault: 500 UNKNOWN. The cause is logged by the entry point, the
@@ -116,6 +126,12 @@ impl RegistryError {
     /// Attaches the upload's current offset (sent as `Range` with the error).
     pub fn with_range(mut self, offset: u64) -> Self {
         self.upload_offset = Some(offset);
+        self
+    }
+
+    /// Tells the client when to retry (`Retry-After`, seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 

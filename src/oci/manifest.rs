@@ -81,7 +81,17 @@ pub struct ParsedManifest {
 }
 
 /// Parses a manifest PUT body. `content_type` is the request's Content-Type (may be absent).
+/// A manifest naming more than [`MAX_DESCRIPTORS`] descriptors is refused.
+pub fn parse_pushed(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest> {
+    parse_with_limit(bytes, content_type, Some(MAX_DESCRIPTORS))
+}
+
+/// Parses a stored manifest (accepted when it was pushed, whatever limits apply today).
 pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest> {
+    parse_with_limit(bytes, content_type, None)
+}
+
+fn parse_with_limit(bytes: &[u8], content_type: Option<&str>, max_descriptors: Option<usize>) -> Result<ParsedManifest> {
     let invalid = |d: String| RegistryError::new(Code::ManifestInvalid, d);
     let raw: RawManifest =
         serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
@@ -107,8 +117,8 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<ParsedManifest>
         Digest::parse(&d.digest).map_err(|_| invalid(format!("invalid descriptor digest {:?}", d.digest)))
     };
     let named = raw.config.iter().count() + raw.layers.len() + raw.blobs.len() + raw.manifests.len() + raw.subject.iter().count();
-    if named > MAX_DESCRIPTORS {
-        return Err(invalid(format!("manifest names {named} descriptors; this registry accepts at most {MAX_DESCRIPTORS}")));
+    if let Some(max) = max_descriptors.filter(|max| named > *max) {
+        return Err(invalid(format!("manifest names {named} descriptors; this registry accepts at most {max}")));
     }
     let is_index = media_type == OCI_INDEX || media_type == DOCKER_LIST;
     let mut blobs = Vec::new();
@@ -227,10 +237,12 @@ mod tests {
             let layers: Vec<String> = (0..n).map(layer).collect();
             format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},"layers":[{}]}}"#, d("c"), layers.join(","))
         };
-        assert_eq!(parse(with(MAX_DESCRIPTORS - 1).as_bytes(), None).unwrap().blobs.len(), MAX_DESCRIPTORS);
-        let err = parse(with(MAX_DESCRIPTORS).as_bytes(), None).unwrap_err();
+        assert_eq!(parse_pushed(with(MAX_DESCRIPTORS - 1).as_bytes(), None).unwrap().blobs.len(), MAX_DESCRIPTORS);
+        let err = parse_pushed(with(MAX_DESCRIPTORS).as_bytes(), None).unwrap_err();
         assert_eq!(err.code, Code::ManifestInvalid);
         assert!(err.detail.contains("at most 400"), "{}", err.detail);
+        // A stored manifest is read whole whatever the limit (the collector must see it all).
+        assert_eq!(parse(with(MAX_DESCRIPTORS).as_bytes(), None).unwrap().blobs.len(), MAX_DESCRIPTORS + 1);
     }
 
     #[test]

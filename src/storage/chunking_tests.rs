@@ -4,7 +4,7 @@ use super::*;
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::name::RepoName;
 use crate::storage::memory::MemoryBucket;
-use crate::storage::uploads::{Loaded, TokenKey, UploadState, Uploads};
+use crate::storage::uploads::{Loaded, TokenKey, UploadState, Uploads, DEFAULT_LEASE_MS};
 use crate::storage::{Bucket, PutIf};
 use futures_executor::block_on;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -166,7 +166,7 @@ fn push_and_commit(blob: &[u8], chunks: &[usize], alg: Algorithm, digest: &Diges
     let bucket = MemoryBucket::new();
     let (reads, result) = block_on(async {
         let key = TokenKey::new(b"secret");
-        let uploads = Uploads { bucket: &bucket, key: &key };
+        let uploads = Uploads { bucket: &bucket, key: &key, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
         let state = uploads.start(&repo(), ID.into(), 1, alg).await.unwrap();
         let mut token = key.sign("r", ID, state.offset);
@@ -409,7 +409,7 @@ fn digest_mismatch_discards_everything() {
     let bucket = MemoryBucket::new();
     block_on(async {
         let key = TokenKey::new(b"k");
-        let uploads = Uploads { bucket: &bucket, key: &key };
+        let uploads = Uploads { bucket: &bucket, key: &key, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
         uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
         let blob = data(7 * MIB as usize, 5);
@@ -431,7 +431,7 @@ fn stale_tokens_ranges_races_and_ceilings() {
     let bucket = MemoryBucket::new();
     block_on(async {
         let key = TokenKey::new(b"k");
-        let uploads = Uploads { bucket: &bucket, key: &key };
+        let uploads = Uploads { bucket: &bucket, key: &key, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
         uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
         let t0 = key.sign("r", ID, 0);
@@ -441,9 +441,9 @@ fn stale_tokens_ranges_races_and_ceilings() {
             assert_eq!(e.code, Code::BlobUploadUnknown, "{bad}");
         }
         let held = uploads.acquire(&repo(), ID, Some(&t0), Some(0), 0).await.unwrap();
-        // A racing request cannot take the lease.
+        // A racing request cannot take the lease: 429, retry when the lease runs out.
         let e = uploads.acquire(&repo(), ID, Some(&t0), Some(0), 1).await.err().unwrap();
-        assert_eq!(e.code, Code::BlobUploadInvalid);
+        assert_eq!((e.code, e.retry_after), (Code::TooManyRequests, Some(DEFAULT_LEASE_MS / 1000)));
         let mut body = Body::new(vec![vec![1u8; 22]], true);
         let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
         assert_eq!(held.state.offset, 22);
@@ -464,8 +464,8 @@ fn stale_tokens_ranges_races_and_ceilings() {
         let held = uploads.acquire(&repo(), ID, Some(&t22), None, 3).await.unwrap();
         drop(held);
         let e = uploads.acquire(&repo(), ID, Some(&t22), None, 4).await.err().unwrap();
-        assert_eq!(e.code, Code::BlobUploadInvalid);
-        assert!(uploads.acquire(&repo(), ID, Some(&t22), None, 4 + crate::storage::uploads::LEASE_MS).await.is_ok());
+        assert_eq!(e.code, Code::TooManyRequests);
+        assert!(uploads.acquire(&repo(), ID, Some(&t22), None, 3 + DEFAULT_LEASE_MS).await.is_ok());
     });
 }
 
@@ -475,7 +475,7 @@ fn second_upload_of_same_content_keeps_one_copy() {
     let bucket = MemoryBucket::new();
     block_on(async {
         let key = TokenKey::new(b"k");
-        let uploads = Uploads { bucket: &bucket, key: &key };
+        let uploads = Uploads { bucket: &bucket, key: &key, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
         let d = Digest::of(Algorithm::Sha256, &blob);
         for id in [ID, "1f8fad5b-d9cb-469f-a165-70867728950e"] {
@@ -487,5 +487,52 @@ fn second_upload_of_same_content_keeps_one_copy() {
         }
         let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
         assert_eq!(objects.len(), 1, "{objects:?}");
+    });
+}
+
+/// A body that takes 5 s per piece, noting the upload's persisted lease as it goes.
+struct SlowBody<'a> {
+    pieces: VecDeque<Vec<u8>>,
+    clock: &'a std::cell::Cell<u64>,
+    bucket: &'a MemoryBucket,
+    leases: Vec<(u64, u64)>,
+}
+
+#[async_trait::async_trait(?Send)]
+impl BodySource for SlowBody<'_> {
+    type Piece = Vec<u8>;
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        let state_key = crate::storage::paths::PathSpec::UploadState { id: ID }.key();
+        let state: UploadState = serde_json::from_slice(&self.bucket.get(&state_key).await?.unwrap().0).unwrap();
+        self.leases.push((self.clock.get(), state.lease_until));
+        self.clock.set(self.clock.get() + 5_000);
+        Ok(self.pieces.pop_front())
+    }
+    fn remaining(&self) -> Option<u64> {
+        None
+    }
+}
+
+#[test]
+fn the_lease_is_renewed_while_a_long_body_streams() {
+    let bucket = MemoryBucket::new();
+    let clock = std::cell::Cell::new(1_000u64);
+    let now = || clock.get();
+    block_on(async {
+        let key = TokenKey::new(b"k");
+        let uploads = Uploads { bucket: &bucket, key: &key, lease_ms: DEFAULT_LEASE_MS, clock: &now };
+        let sink = MemorySink::new(&bucket);
+        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, None, None, clock.get()).await.unwrap();
+        // 24 pieces at 5 s each: two minutes, four times the lease.
+        let mut body = SlowBody { pieces: (0..24).map(|i| vec![i as u8; 1000]).collect(), clock: &clock, bucket: &bucket, leases: Vec::new() };
+        let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
+        assert_eq!(held.state.offset, 24_000);
+        for (at, until) in &body.leases {
+            assert!(until > at, "the lease ran out while the body streamed: at {at}, until {until}");
+            assert!(until - at <= DEFAULT_LEASE_MS);
+        }
+        let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
+        assert_eq!(state.lease_until, 0, "released after the chunk");
     });
 }

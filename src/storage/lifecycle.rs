@@ -8,7 +8,7 @@ use super::chunking::PartSink;
 use super::facts::FactCache;
 use super::gc::{self, GcState, Phase, Stats};
 use super::paths::PathSpec;
-use super::uploads::{Purged, TokenKey, Uploads};
+use super::uploads::{Purged, TokenKey, Uploads, DEFAULT_LEASE_MS};
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
@@ -106,7 +106,8 @@ where
     K: PartSink,
 {
     let mut summary = Summary { dry_run: cfg.dry_run, started_ms: now, ..Default::default() };
-    let uploads = Uploads { bucket, key: token_key };
+    let clock = move || now;
+    let uploads = Uploads { bucket, key: token_key, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
     summary.uploads = uploads.purge_abandoned(sink, now, cfg.upload_max_age_ms, cfg.budget / 4, cfg.dry_run).await?;
     let budget = cfg.budget - cfg.budget / 4;
 

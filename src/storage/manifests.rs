@@ -92,7 +92,7 @@ pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     if bytes.len() > manifest::MAX_MANIFEST_BYTES {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {} bytes", manifest::MAX_MANIFEST_BYTES)));
     }
-    let parsed = manifest::parse(&bytes, content_type)?;
+    let parsed = manifest::parse_pushed(&bytes, content_type)?;
     let digest = match reference {
         Reference::Digest(want) => {
             let got = Digest::of(want.algorithm(), &bytes);

@@ -4,9 +4,11 @@
 //! State lives in the bucket (`uploads/<id>/state`), never in KV: the next PATCH must see the
 //! last one's offset. Every change is a conditional put on the etag read before it, and a
 //! chunk first takes a short lease the same way, so of two racing PATCHes exactly one writes
-//! parts; the other gets BLOB_UPLOAD_INVALID and changes nothing. If a worker dies mid-chunk
-//! the state still describes the last chunk that completed; the lease expires after
-//! [`LEASE_MS`] and the client resumes from the offset that `GET` reports.
+//! parts; the other gets 429 TOOMANYREQUESTS with `Retry-After` and changes nothing. The lease
+//! is short ([`DEFAULT_LEASE_MS`]) and renewed while the body streams, so a long chunk keeps it
+//! while a worker that dies mid-chunk frees the upload within one lease: the state still
+//! describes the last chunk that completed, and the client resumes from the offset `GET`
+//! reports.
 //!
 //! The `Location` of an upload carries `_state=<offset>.<mac>`: an HMAC-SHA256 over name, id
 //! and offset with the registry's secret. A forged token is refused as an unknown upload; a
@@ -26,8 +28,9 @@ use crate::oci::digest::{Algorithm, BlobHasher, Digest};
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 
-/// How long a chunk may hold an upload before another request may take it over.
-pub const LEASE_MS: u64 = 120_000;
+/// How long a chunk holds an upload without renewing before another request may take it over.
+/// A request renews it while it streams the body, once a third of it has passed.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
 
 /// A pending piece: bytes from `offset` that did not fill a part yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +182,51 @@ fn range_invalid(state: &UploadState, detail: impl Into<String>) -> RegistryErro
 pub struct Uploads<'a, B: Bucket + ?Sized> {
     pub bucket: &'a B,
     pub key: &'a TokenKey,
+    /// Lease length (ms).
+    pub lease_ms: u64,
+    /// The current time (ms), for renewing the lease while a body streams.
+    pub clock: &'a dyn Fn() -> u64,
+}
+
+/// A live lease held by another request: 429, retry when it runs out.
+fn busy(lease_until: u64, now: u64) -> RegistryError {
+    let seconds = lease_until.saturating_sub(now).div_ceil(1000).max(1);
+    RegistryError::new(Code::TooManyRequests, "another request is writing to this upload; retry after the Retry-After seconds")
+        .with_retry_after(seconds)
+}
+
+/// The request body, renewing the upload's lease as it is read: the persisted state (as it was
+/// when the lease was taken, with a later `lease_until`) is put again on its etag.
+struct Renewing<'a, S: BodySource, B: Bucket + ?Sized> {
+    inner: &'a mut S,
+    bucket: &'a B,
+    persisted: UploadState,
+    etag: String,
+    lease_ms: u64,
+    clock: &'a dyn Fn() -> u64,
+}
+
+#[async_trait::async_trait(?Send)]
+impl<S: BodySource, B: Bucket + ?Sized> BodySource for Renewing<'_, S, B> {
+    type Piece = S::Piece;
+
+    async fn next(&mut self) -> Result<Option<S::Piece>> {
+        let now = (self.clock)();
+        if now + self.lease_ms * 2 / 3 >= self.persisted.lease_until {
+            self.persisted.lease_until = now + self.lease_ms;
+            let key = PathSpec::UploadState { id: &self.persisted.id }.key();
+            self.etag = self
+                .bucket
+                .put(&key, self.persisted.to_json(), None, PutIf::EtagMatches(self.etag.clone()))
+                .await?
+                .ok_or_else(|| RegistryError::new(Code::BlobUploadInvalid, "upload was taken over by another request"))?;
+        }
+        self.inner.next().await
+    }
+
+    fn remaining(&self) -> Option<u64> {
+        self.inner.remaining()
+    }
 }
 
 /// A loaded state and the etag it was read with.
@@ -232,15 +280,15 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             }
         }
         if state.lease_until > now {
-            return Err(RegistryError::new(Code::BlobUploadInvalid, "another request is writing to this upload"));
+            return Err(busy(state.lease_until, now));
         }
-        state.lease_until = now + LEASE_MS;
+        state.lease_until = now + self.lease_ms;
         let key = PathSpec::UploadState { id }.key();
         let etag = self
             .bucket
             .put(&key, state.to_json(), None, PutIf::EtagMatches(etag))
             .await?
-            .ok_or_else(|| RegistryError::new(Code::BlobUploadInvalid, "another request is writing to this upload"))?;
+            .ok_or_else(|| busy(now + self.lease_ms, now))?;
         Ok(Loaded { state, etag })
     }
 
@@ -263,7 +311,10 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         let Loaded { state: original, etag } = held;
         let mut state = original.clone();
         let mut hasher = state.hasher()?;
-        match chunking::append(&mut state, &mut hasher, source, sink, max_body, part_size).await {
+        let mut body = Renewing { inner: source, bucket: self.bucket, persisted: original.clone(), etag, lease_ms: self.lease_ms, clock: self.clock };
+        let appended = chunking::append(&mut state, &mut hasher, &mut body, sink, max_body, part_size).await;
+        let etag = body.etag;
+        match appended {
             Ok(absorbed) => {
                 state.save_hasher(&hasher);
                 let etag = self.release(state.clone(), etag).await?;
@@ -337,7 +388,7 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
                     continue;
                 }
                 if !dry_run {
-                    state.lease_until = now + LEASE_MS;
+                    state.lease_until = now + self.lease_ms;
                     spent += 3;
                     if self.bucket.put(key, state.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
                         // A request took it meanwhile: not abandoned after all.
