@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasm_bindgen::prelude::*;
 use worker::{Env, Request};
 
-use crate::api::auth::Caller;
+use crate::auth::access::{AuthConfig, Caller};
 use crate::auth::htpasswd::Htpasswd;
 use crate::auth::rules::Rules;
 use crate::auth::token::TokenSigner;
@@ -17,7 +17,8 @@ use crate::storage::edge::Edge;
 use crate::storage::lifecycle::LifecycleConfig;
 use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
-use crate::storage::uploads::{TokenKey, DEFAULT_LEASE_MS};
+use crate::auth::upload_url::UploadUrlKey;
+use crate::storage::uploads::DEFAULT_LEASE_MS;
 
 #[wasm_bindgen]
 extern "C" {
@@ -50,27 +51,10 @@ pub const DEFAULT_CACHE_TTL: u32 = 3600;
 /// Default largest blob kept in the edge cache (the platform caches objects up to 512 MB).
 pub const DEFAULT_BLOB_CACHE_MAX: u64 = 500_000_000;
 
-/// Access control (see `crate::auth`).
-pub struct AuthConfig {
-    /// `None`: open registry, no authentication (the local default, logged loudly).
-    pub users: Option<Htpasswd>,
-    pub rules: Rules,
-    pub signer: TokenSigner,
-    /// The `service` of challenges and the audience of tokens.
-    pub service: String,
-    /// The token endpoint's URL.
-    pub realm: String,
-    pub token_ttl: u64,
-    /// Refuse every write with 405 UNSUPPORTED.
-    pub read_only: bool,
-    /// Users who may run `/admin/lifecycle` (`ADMIN_USERS`, comma-separated).
-    pub admins: Vec<String>,
-}
-
 pub struct Config {
     pub auth: AuthConfig,
     pub lifecycle: LifecycleConfig,
-    pub token_key: TokenKey,
+    pub upload_url_key: UploadUrlKey,
     pub max_body: u64,
     /// Forces a part size for chunked uploads instead of the first chunk's length.
     pub part_size: Option<u64>,
@@ -140,7 +124,7 @@ impl App {
                     budget: settings.number("LIFECYCLE_BUDGET").unwrap_or(DEFAULT_LIFECYCLE_BUDGET).max(8),
                     dry_run: false,
                 },
-                token_key: TokenKey::new(secret.as_bytes()),
+                upload_url_key: UploadUrlKey::new(secret.as_bytes()),
                 max_body: settings.number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
                 part_size: settings.number("UPLOAD_PART_SIZE"),
                 upload_lease_ms: settings.number("UPLOAD_LEASE_SECONDS").map(|s| s.max(3) * 1000).unwrap_or(DEFAULT_LEASE_MS),

@@ -1,5 +1,5 @@
-//! Pure parsing of the HTTP headers the registry interprets: `Range` on blob GETs and
-//! `Content-Range` on upload chunks.
+//! Pure parsing and formatting of the HTTP headers the registry interprets: `Range` on blob
+//! GETs, `Content-Range` on upload chunks, and the `Range` an upload reports.
 
 /// What a blob GET with a `Range` header should return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,12 @@ pub fn chunk_start(header: &str, body_len: Option<u64>) -> Option<u64> {
         return None;
     }
     Some(start)
+}
+
+/// The `Range` header value for an upload at `offset` (inclusive end, "0-0" when empty as
+/// clients expect).
+pub fn upload_range(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
 }
 
 #[cfg(test)]

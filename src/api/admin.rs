@@ -16,7 +16,7 @@ pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Res
     if let Some(b) = budget {
         cfg.budget = b.clamp(8, cfg.budget);
     }
-    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, &app.config.token_key, now, &cfg).await?;
+    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg).await?;
     for digest in &summary.deleted {
         app.edge.forget_blob(digest).await;
     }

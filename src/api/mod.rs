@@ -2,7 +2,6 @@
 //! key is spelled here; `routes` parsed the URL and `storage` owns the layout.
 
 pub mod admin;
-pub mod auth;
 mod base;
 mod blobs;
 mod catalog;
@@ -16,6 +15,7 @@ mod uploads;
 use worker::{Headers, Method, Request, Response, ResponseBody};
 
 use crate::app::{App, Context};
+use crate::auth::access;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::routes::Route;
 
@@ -24,9 +24,11 @@ pub const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "regis
 /// Authenticates the caller, checks what the route needs, and dispatches to its handler.
 pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, String)>) -> Result<Response> {
     let method = req.method();
-    let mut cx = Context { app, req, query, caller: auth::Caller::Anonymous };
-    cx.caller = auth::authenticate(&cx)?;
-    auth::authorize(&cx, &cx.caller, &crate::auth::need(&route, method.as_ref()))?;
+    let auth = &app.config.auth;
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let caller = access::authenticate(auth, authorization.as_deref(), js_sys::Date::now() as u64)?;
+    access::authorize(auth, &caller, &crate::auth::need(&route, method.as_ref()))?;
+    let cx = Context { app, req, query, caller };
     match (route, method) {
         (Route::Token, Method::Get) => token::get(&cx).await,
         (Route::Lifecycle, Method::Post) => admin::post(&cx).await,
@@ -76,7 +78,7 @@ pub fn json_reply(status: u16, headers: &[(&str, String)], value: &serde_json::V
 pub fn error_reply(e: &RegistryError) -> Result<Response> {
     let mut headers = vec![("Content-Type", "application/json".to_string())];
     if let Some(offset) = e.upload_offset {
-        headers.push(("Range", crate::storage::uploads::range_header(offset)));
+        headers.push(("Range", crate::http::upload_range(offset)));
     }
     if let Some(challenge) = &e.challenge {
         headers.push(("WWW-Authenticate", challenge.clone()));

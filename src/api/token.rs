@@ -5,42 +5,17 @@
 use serde_json::json;
 use worker::Response;
 
-use super::auth::{basic_credentials, check_password, split_authorization};
 use super::json_reply;
 use crate::app::Context;
-use crate::auth::rules::Identity;
-use crate::auth::scope::Scope;
+use crate::auth::access;
 use crate::oci::error::{Code, RegistryError, Result};
 
 pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let auth = &cx.app.config.auth;
     let now_ms = cx.now_ms();
-    let user = match cx.header("authorization") {
-        None => None,
-        Some(h) => {
-            let (scheme, value) = split_authorization(&h);
-            let creds = if scheme.eq_ignore_ascii_case("basic") { basic_credentials(value) } else { None };
-            match creds {
-                Some((u, p)) if check_password(auth, &u, &p, now_ms) => Some(u),
-                _ => {
-                    let challenge = format!("Basic realm=\"{}\"", auth.service);
-                    return Err(RegistryError::unauthorized("invalid username or password", challenge));
-                }
-            }
-        }
-    };
-    let identity = user.clone().map(Identity::User).unwrap_or(Identity::Anonymous);
-    let open = auth.users.is_none();
-    let scopes: Vec<Scope> = cx
-        .query
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' ').filter_map(Scope::parse).collect::<Vec<_>>())
-        .map(|s| {
-            let allowed = if open { s.actions } else { auth.rules.allowed(&identity, s.name.as_str()) };
-            Scope { actions: s.actions.intersect(allowed), ..s }
-        })
-        .collect();
+    let user = access::token_user(auth, cx.header("authorization").as_deref(), now_ms)?;
+    let requested: Vec<&str> = cx.query.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
+    let scopes = access::grant(auth, user.as_deref(), &requested);
     if cx.query("service").is_some_and(|s| s != auth.service) {
         return Err(RegistryError::new(Code::Unsupported, format!("this registry's service is {:?}", auth.service)));
     }

@@ -12,7 +12,9 @@ use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::routes::{blob_url, upload_url};
 use crate::storage::r2::RequestBody;
-use crate::storage::uploads::{range_header, Loaded, UploadState, Uploads};
+use crate::http::upload_range;
+use crate::storage::upload_state::UploadState;
+use crate::storage::uploads::{Loaded, Uploads};
 use crate::storage::blobs;
 
 fn wall_clock() -> u64 {
@@ -20,16 +22,16 @@ fn wall_clock() -> u64 {
 }
 
 fn store<'a>(cx: &'a Context<'a>) -> Uploads<'a, crate::storage::r2::R2> {
-    Uploads { bucket: &cx.app.r2, key: &cx.app.config.token_key, lease_ms: cx.app.config.upload_lease_ms, clock: &wall_clock }
+    Uploads { bucket: &cx.app.r2, lease_ms: cx.app.config.upload_lease_ms, clock: &wall_clock }
 }
 
 /// 202 with the upload's Location, id and Range.
 fn in_progress(cx: &Context<'_>, name: &RepoName, state: &UploadState, status: u16) -> Result<Response> {
-    let token = cx.app.config.token_key.sign(name.as_str(), &state.id, state.offset);
+    let token = cx.app.config.upload_url_key.sign(name.as_str(), &state.id, state.offset);
     let headers = [
         ("Location", upload_url(name, &state.id, &token)),
         ("Docker-Upload-UUID", state.id.clone()),
-        ("Range", range_header(state.offset)),
+        ("Range", upload_range(state.offset)),
         ("Content-Length", "0".to_string()),
     ];
     reply(status, &headers, ResponseBody::Empty)
@@ -62,9 +64,9 @@ pub async fn post(cx: Context<'_>, name: &RepoName) -> Result<Response> {
         return put_whole(&cx, name, &digest, len).await;
     }
     let algorithm = match cx.query("digest-algorithm") {
-        None | Some("sha256") => Algorithm::Sha256,
-        Some("sha512") => Algorithm::Sha512,
-        Some(other) => return Err(RegistryError::new(Code::Unsupported, format!("digest algorithm {other} not supported"))),
+        None => Algorithm::Sha256,
+        Some(name) => Algorithm::parse(name)
+            .ok_or_else(|| RegistryError::new(Code::Unsupported, format!("digest algorithm {name} not supported")))?,
     };
     let state = store(&cx).start(name, cx.new_id(), cx.now_ms(), algorithm).await?;
     in_progress(&cx, name, &state, 202)
@@ -107,7 +109,8 @@ async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, len: Option<u64>) 
         None => None,
     };
     let token = cx.query("_state").ok_or_else(|| RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"))?;
-    store(cx).acquire(name, id, Some(token), range_start, cx.now_ms()).await
+    let vouched = cx.app.config.upload_url_key.verify(name.as_str(), id, token)?;
+    store(cx).acquire(name, id, Some(vouched), range_start, cx.now_ms()).await
 }
 
 async fn append(cx: &Context<'_>, held: Loaded, len: Option<u64>) -> Result<Loaded> {

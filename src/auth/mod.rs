@@ -1,18 +1,23 @@
 //! Access control: who the caller is (anonymous, an htpasswd user, or the bearer of a token we
 //! signed) and what each request needs (pull, push or delete on a repository).
 //!
+//! - `access`: the configuration, the caller, and the decisions (authenticate, authorize: allow,
+//!   401 with the scope to ask for, or 403; what a token request is granted).
 //! - `rules`: configured access rules, repository name patterns → actions, per user.
 //! - `htpasswd`: the users and their bcrypt password hashes (from a secret).
 //! - `token`: the Docker token flow's JWTs (HS256): minting with the granted scopes, verifying
 //!   signature, `exp`, `nbf`, `iss` and `aud` on every request without a storage read.
 //! - `scope`: `repository:<name>:<actions>` scopes and the `WWW-Authenticate` challenge.
+//! - `upload_url`: the HMAC that makes upload URLs unforgeable.
 //!
-//! Everything here is pure; the wasm side (`api::auth`) reads headers and configuration.
+//! Everything here is pure; the wasm side (`api`) only reads headers, the clock and settings.
 
+pub mod access;
 pub mod htpasswd;
 pub mod rules;
 pub mod scope;
 pub mod token;
+pub mod upload_url;
 
 use crate::oci::name::RepoName;
 use crate::routes::Route;

@@ -32,12 +32,26 @@ impl Algorithm {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The one parser of algorithm names (`sha256`, `sha512`).
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "sha256" => Some(Algorithm::Sha256),
             "sha512" => Some(Algorithm::Sha512),
             _ => None,
         }
+    }
+}
+
+impl serde::Serialize for Algorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        Algorithm::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown algorithm {name}")))
     }
 }
 

@@ -21,7 +21,7 @@
 
 use async_trait::async_trait;
 
-use super::uploads::{Pending, UploadState};
+use super::upload_state::{Pending, UploadState};
 use crate::oci::digest::{Algorithm, BlobHasher, Digest};
 use crate::oci::error::{Code, RegistryError, Result};
 

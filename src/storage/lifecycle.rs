@@ -8,7 +8,8 @@ use super::chunking::PartSink;
 use super::facts::FactCache;
 use super::gc::{self, GcState, Phase, Stats};
 use super::paths::PathSpec;
-use super::uploads::{Purged, TokenKey, Uploads, DEFAULT_LEASE_MS};
+use super::purge::{self, Purged};
+use super::uploads::{Uploads, DEFAULT_LEASE_MS};
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
@@ -99,7 +100,7 @@ async fn take_collection<B: Bucket + ?Sized>(bucket: &B, now: u64) -> Result<Lea
 }
 
 /// One run at `now`.
-pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, token_key: &TokenKey, now: u64, cfg: &LifecycleConfig) -> Result<Summary>
+pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, now: u64, cfg: &LifecycleConfig) -> Result<Summary>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
@@ -107,8 +108,8 @@ where
 {
     let mut summary = Summary { dry_run: cfg.dry_run, started_ms: now, ..Default::default() };
     let clock = move || now;
-    let uploads = Uploads { bucket, key: token_key, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
-    summary.uploads = uploads.purge_abandoned(sink, now, cfg.upload_max_age_ms, cfg.budget / 4, cfg.dry_run).await?;
+    let uploads = Uploads { bucket, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
+    summary.uploads = purge::purge_abandoned(&uploads, sink, now, cfg.upload_max_age_ms, cfg.budget / 4, cfg.dry_run).await?;
     let budget = cfg.budget - cfg.budget / 4;
 
     if cfg.dry_run {

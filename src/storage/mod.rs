@@ -1,7 +1,7 @@
 //! Storage with the registry's semantics, over a small bucket trait.
 //!
-//! `paths` computes every key; the stores (`blobs`, `manifests`, `uploads`, `chunking`) say what
-//! the keys mean; `Bucket` is the narrow interface they need from the object store, implemented
+//! `paths` computes every key; the stores (`blobs`, `manifests`, `uploads` with `upload_state`,
+//! `chunking` and `purge`) say what the keys mean; `Bucket` is the narrow interface they need from the object store, implemented
 //! over R2 for the worker (`r2`, wasm only) and in memory for native tests (`memory`). Pulls
 //! read through `facts`, a cache of immutable facts (the edge cache and KV in the worker,
 //! `edge`); `meter` counts what each request costs.
@@ -14,6 +14,8 @@ pub mod lifecycle;
 pub mod manifests;
 pub mod meter;
 pub mod paths;
+pub mod purge;
+pub mod upload_state;
 pub mod uploads;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,5 +1,5 @@
-//! Upload sessions: their persisted state, the signed token in their URL, and the lifecycle
-//! (start, append a chunk, commit, cancel).
+//! Upload sessions: start, append a chunk, commit, cancel (the state they keep is
+//! `upload_state`, the re-chunking of bodies `chunking`, the purge of abandoned ones `purge`).
 //!
 //! State lives in the bucket (`uploads/<id>/state`), never in KV: the next PATCH must see the
 //! last one's offset. Every change is a conditional put on the etag read before it, and a
@@ -10,169 +10,22 @@
 //! describes the last chunk that completed, and the client resumes from the offset `GET`
 //! reports.
 //!
-//! The `Location` of an upload carries `_state=<offset>.<mac>`: an HMAC-SHA256 over name, id
-//! and offset with the registry's secret. A forged token is refused as an unknown upload; a
-//! genuine but stale one (an offset the upload has moved past) gets 416 with the real `Range`.
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+//! A chunk names the offset its upload URL vouches for (the URL's signed token, checked by the
+//! caller: `auth::upload_url`); a genuine but stale one (an offset the upload has moved past)
+//! gets 416 with the real `Range`.
 
 use super::blobs;
 use super::chunking::{self, BodySource, PartSink};
 use super::paths::PathSpec;
+use super::upload_state::UploadState;
 use super::{Bucket, PutIf};
-use crate::oci::digest::{Algorithm, BlobHasher, Digest};
+use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 
 /// How long a chunk holds an upload without renewing before another request may take it over.
 /// A request renews it while it streams the body, once a third of it has passed.
 pub const DEFAULT_LEASE_MS: u64 = 30_000;
-
-/// A pending piece: bytes from `offset` that did not fill a part yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
-    pub offset: u64,
-    pub len: u64,
-}
-
-/// Everything an upload needs to continue in another request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadState {
-    pub id: String,
-    pub name: String,
-    /// Milliseconds since the epoch (for purging abandoned uploads).
-    pub started_at: u64,
-    pub offset: u64,
-    pub algorithm: Algorithm,
-    /// The hasher's saved state, base64.
-    pub hash_state: String,
-    #[serde(default)]
-    pub part_size: Option<u64>,
-    #[serde(default)]
-    pub multipart_id: Option<String>,
-    #[serde(default)]
-    pub parts: Vec<(u16, String)>,
-    #[serde(default)]
-    pub pending: Vec<Pending>,
-    /// A request is writing until this time (ms); 0 when idle.
-    #[serde(default)]
-    pub lease_until: u64,
-}
-
-impl serde::Serialize for Algorithm {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Algorithm {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "sha256" => Ok(Algorithm::Sha256),
-            "sha512" => Ok(Algorithm::Sha512),
-            other => Err(serde::de::Error::custom(format!("unknown algorithm {other}"))),
-        }
-    }
-}
-
-impl UploadState {
-    pub fn new(id: String, name: &RepoName, started_at: u64, algorithm: Algorithm) -> Self {
-        let hasher = BlobHasher::new(algorithm);
-        UploadState {
-            id,
-            name: name.to_string(),
-            started_at,
-            offset: 0,
-            algorithm,
-            hash_state: URL_SAFE_NO_PAD.encode(hasher.save()),
-            part_size: None,
-            multipart_id: None,
-            parts: Vec::new(),
-            pending: Vec::new(),
-            lease_until: 0,
-        }
-    }
-
-    pub fn hasher(&self) -> Result<BlobHasher> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(&self.hash_state)
-            .map_err(|_| RegistryError::new(Code::BlobUploadInvalid, "corrupt upload hash state"))?;
-        BlobHasher::restore(self.algorithm, &bytes)
-    }
-
-    pub fn save_hasher(&mut self, hasher: &BlobHasher) {
-        self.hash_state = URL_SAFE_NO_PAD.encode(hasher.save());
-    }
-
-    pub fn pending_len(&self) -> u64 {
-        self.pending.iter().map(|p| p.len).sum()
-    }
-
-    pub fn pending_key(&self, offset: u64) -> String {
-        PathSpec::UploadPending { id: &self.id, offset }.key()
-    }
-
-    pub fn pending_keys(&self) -> Vec<String> {
-        self.pending.iter().map(|p| self.pending_key(p.offset)).collect()
-    }
-
-    /// The multipart object (or joined object) this upload completes into.
-    pub fn object_key(&self) -> String {
-        PathSpec::UploadObject { id: &self.id }.key()
-    }
-
-    /// Every object this upload may have written, for discarding it.
-    pub fn written_keys(&self) -> Vec<String> {
-        let mut keys = self.pending_keys();
-        keys.push(self.object_key());
-        keys
-    }
-
-    fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("serializable")
-    }
-}
-
-/// Signs and checks upload tokens.
-pub struct TokenKey(Vec<u8>);
-
-impl TokenKey {
-    pub fn new(secret: &[u8]) -> Self {
-        TokenKey(secret.to_vec())
-    }
-
-    fn mac(&self, name: &str, id: &str, offset: u64) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
-        mac.update(format!("{name}\n{id}\n{offset}").as_bytes());
-        mac
-    }
-
-    pub fn sign(&self, name: &str, id: &str, offset: u64) -> String {
-        let tag = self.mac(name, id, offset).finalize().into_bytes();
-        format!("{offset}.{}", URL_SAFE_NO_PAD.encode(tag))
-    }
-
-    /// The offset a token vouches for; BLOB_UPLOAD_UNKNOWN if it was not signed by us for
-    /// this name and id. The comparison is constant-time.
-    pub fn verify(&self, name: &str, id: &str, token: &str) -> Result<u64> {
-        let forged = || RegistryError::new(Code::BlobUploadUnknown, "upload token invalid");
-        let (offset, tag) = token.split_once('.').ok_or_else(forged)?;
-        let offset: u64 = offset.parse().map_err(|_| forged())?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| forged())?;
-        self.mac(name, id, offset).verify_slice(&tag).map_err(|_| forged())?;
-        Ok(offset)
-    }
-}
-
-/// The `Range` header value for an upload at `offset` (inclusive end, "0-0" when empty as
-/// clients expect).
-pub fn range_header(offset: u64) -> String {
-    format!("0-{}", offset.saturating_sub(1))
-}
 
 fn range_invalid(state: &UploadState, detail: impl Into<String>) -> RegistryError {
     RegistryError::new(Code::RangeInvalid, detail).with_range(state.offset)
@@ -181,7 +34,6 @@ fn range_invalid(state: &UploadState, detail: impl Into<String>) -> RegistryErro
 /// The session store.
 pub struct Uploads<'a, B: Bucket + ?Sized> {
     pub bucket: &'a B,
-    pub key: &'a TokenKey,
     /// Lease length (ms).
     pub lease_ms: u64,
     /// The current time (ms), for renewing the lease while a body streams.
@@ -235,15 +87,6 @@ pub struct Loaded {
     pub etag: String,
 }
 
-/// What a purge of abandoned uploads found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Purged {
-    pub scanned: u64,
-    pub purged: u64,
-    /// Bytes the purged uploads had received.
-    pub bytes: u64,
-}
-
 impl<B: Bucket + ?Sized> Uploads<'_, B> {
     pub async fn start(&self, name: &RepoName, id: String, now: u64, algorithm: Algorithm) -> Result<UploadState> {
         let state = UploadState::new(id, name, now, algorithm);
@@ -261,13 +104,9 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         Ok(Loaded { state, etag })
     }
 
-    /// Loads the state for a write through a URL carrying `token`, checks the token and the
-    /// client's `Content-Range` start against the offset, and takes the lease.
-    pub async fn acquire(&self, name: &RepoName, id: &str, token: Option<&str>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
-        let vouched = match token {
-            Some(t) => Some(self.key.verify(name.as_str(), id, t)?),
-            None => None,
-        };
+    /// Loads the state for a write through a URL vouching for offset `vouched`, checks it and
+    /// the client's `Content-Range` start against the offset, and takes the lease.
+    pub async fn acquire(&self, name: &RepoName, id: &str, vouched: Option<u64>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
         let Loaded { mut state, etag } = self.load(name, id).await?;
         if let Some(v) = vouched {
             if v != state.offset {
@@ -362,49 +201,6 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         doomed.push(PathSpec::UploadState { id: &state.id }.key());
         self.bucket.delete(&doomed).await?;
         Ok(desc)
-    }
-
-    /// Removes every upload started more than `max_age_ms` before `now` that no request is
-    /// writing: aborts its multipart upload and deletes all it wrote and its state. An upload
-    /// is taken with the same lease a chunk takes, so a purge never races a PATCH or a commit.
-    /// Stops after about `budget` bucket operations; a dry run only counts.
-    pub async fn purge_abandoned<K: PartSink>(&self, sink: &K, now: u64, max_age_ms: u64, budget: u64, dry_run: bool) -> Result<Purged> {
-        let prefix = PathSpec::Uploads.key();
-        let mut out = Purged::default();
-        let mut spent = 0;
-        let mut after: Option<String> = None;
-        while spent < budget {
-            let page = self.bucket.list(&prefix, after.as_deref(), super::MAX_PAGE).await?;
-            spent += 1;
-            for key in &page.keys {
-                if spent >= budget {
-                    break;
-                }
-                spent += 1;
-                let Some((bytes, etag)) = self.bucket.get(key).await? else { continue };
-                let Ok(mut state) = serde_json::from_slice::<UploadState>(&bytes) else { continue };
-                out.scanned += 1;
-                if state.started_at + max_age_ms > now || state.lease_until > now {
-                    continue;
-                }
-                if !dry_run {
-                    state.lease_until = now + self.lease_ms;
-                    spent += 3;
-                    if self.bucket.put(key, state.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
-                        // A request took it meanwhile: not abandoned after all.
-                        continue;
-                    }
-                    self.discard(&state, sink).await?;
-                }
-                out.purged += 1;
-                out.bytes += state.offset;
-            }
-            after = page.keys.last().cloned();
-            if !page.truncated {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     /// Cancels the upload: aborts its multipart upload and deletes all it wrote.

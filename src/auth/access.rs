@@ -1,0 +1,364 @@
+//! Who is calling and what they may do, decided without the runtime: the access-control
+//! configuration, the caller a request's `Authorization` header makes, whether a request's need
+//! is allowed (or 401 with the scope to ask for, or 403), and what a token request is granted.
+//! The wasm side only reads the header and the clock.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use base64::Engine;
+use sha2::{Digest as _, Sha256};
+
+use super::htpasswd::Htpasswd;
+use super::rules::{Identity, Rules};
+use super::scope::{challenge, Scope};
+use super::token::{Claims, TokenSigner};
+use super::{Action, Actions, Need};
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::name::RepoName;
+
+/// Access control as configured.
+pub struct AuthConfig {
+    /// `None`: open registry, no authentication (the local default, logged loudly).
+    pub users: Option<Htpasswd>,
+    pub rules: Rules,
+    pub signer: TokenSigner,
+    /// The `service` of challenges and the audience of tokens.
+    pub service: String,
+    /// The token endpoint's URL.
+    pub realm: String,
+    pub token_ttl: u64,
+    /// Refuse every write with 405 UNSUPPORTED.
+    pub read_only: bool,
+    /// Users who may run `/admin/lifecycle` (`ADMIN_USERS`, comma-separated).
+    pub admins: Vec<String>,
+}
+
+impl AuthConfig {
+    /// 401 with the Bearer challenge (naming `scope`, if any).
+    fn unauthorized(&self, detail: &str, scope: Option<&Scope>) -> RegistryError {
+        RegistryError::unauthorized(detail, challenge(&self.realm, &self.service, scope))
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Authentication is off: everything is allowed.
+    Open,
+    Anonymous,
+    /// Basic credentials checked against the htpasswd secret.
+    User(String),
+    /// A token we signed.
+    Token(Claims),
+}
+
+impl Caller {
+    /// The identity the access rules apply to.
+    pub fn identity(&self) -> Identity {
+        match self {
+            Caller::Open | Caller::Anonymous => Identity::Anonymous,
+            Caller::User(u) => Identity::User(u.clone()),
+            Caller::Token(c) if c.sub.is_empty() => Identity::Anonymous,
+            Caller::Token(c) => Identity::User(c.sub.clone()),
+        }
+    }
+
+    /// What the caller may do on `name`: a token grants what it says, nothing more.
+    pub fn actions_on(&self, auth: &AuthConfig, name: &RepoName) -> Actions {
+        match self {
+            Caller::Open => Actions::ALL,
+            Caller::Token(c) => c.actions_on(name),
+            _ => auth.rules.allowed(&self.identity(), name.as_str()),
+        }
+    }
+
+    /// Whether the repository belongs in the caller's catalog (pull allowed by the rules).
+    pub fn sees(&self, auth: &AuthConfig, name: &str) -> bool {
+        matches!(self, Caller::Open) || auth.rules.allowed(&self.identity(), name).contains(Action::Pull)
+    }
+}
+
+/// Verified Basic credentials are remembered this long per isolate: bcrypt is deliberately
+/// slow, and simple clients send Basic on every request.
+const VERIFIED_FOR_MS: u64 = 5 * 60 * 1000;
+const VERIFIED_MAX: usize = 1024;
+
+thread_local! {
+    static VERIFIED: RefCell<HashMap<[u8; 32], u64>> = RefCell::new(HashMap::new());
+}
+
+fn sha256(parts: &[&str]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().into()
+}
+
+/// Checks `user:password` against the htpasswd secret (remembering success for a while).
+pub fn check_password(auth: &AuthConfig, user: &str, password: &str, now_ms: u64) -> bool {
+    let Some(users) = &auth.users else { return true };
+    let Some(stored) = users.hash_of(user) else {
+        // Still spend the bcrypt time, so unknown users cannot be told from wrong passwords.
+        return users.verify(user, password);
+    };
+    let key = sha256(&[user, password, stored]);
+    if VERIFIED.with(|v| v.borrow().get(&key).is_some_and(|until| *until > now_ms)) {
+        return true;
+    }
+    if !users.verify(user, password) {
+        return false;
+    }
+    VERIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        if v.len() >= VERIFIED_MAX {
+            v.retain(|_, until| *until > now_ms);
+            if v.len() >= VERIFIED_MAX {
+                v.clear();
+            }
+        }
+        v.insert(key, now_ms + VERIFIED_FOR_MS);
+    });
+    true
+}
+
+/// The scheme (e.g. `Basic`, `Bearer`) and the credentials of an `Authorization` header.
+pub fn split_authorization(header: &str) -> (&str, &str) {
+    let header = header.trim();
+    header.split_once(' ').map(|(scheme, value)| (scheme, value.trim())).unwrap_or((header, ""))
+}
+
+/// `user:password` of Basic credentials (the header value after the scheme).
+pub fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(value.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// Identifies the caller from the `Authorization` header at `now_ms`.
+pub fn authenticate(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64) -> Result<Caller> {
+    if auth.users.is_none() {
+        return Ok(Caller::Open);
+    }
+    let Some(header) = authorization else { return Ok(Caller::Anonymous) };
+    let (scheme, value) = split_authorization(header);
+    if scheme.eq_ignore_ascii_case("basic") {
+        let (user, password) = basic_credentials(value).ok_or_else(|| auth.unauthorized("malformed Basic credentials", None))?;
+        if !check_password(auth, &user, &password, now_ms) {
+            return Err(auth.unauthorized("invalid username or password", None));
+        }
+        return Ok(Caller::User(user));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return match auth.signer.verify(value, &auth.service, now_ms / 1000) {
+            Ok(claims) => Ok(Caller::Token(claims)),
+            Err(e) => Err(auth.unauthorized(&format!("invalid token: {e:?}"), None)),
+        };
+    }
+    Err(auth.unauthorized("unsupported authorization scheme", None))
+}
+
+/// Allows the request, or answers 405 (read-only), 401 (the caller may authenticate for more;
+/// the challenge names the scope to ask for) or 403 DENIED.
+pub fn authorize(auth: &AuthConfig, caller: &Caller, need: &Need) -> Result<()> {
+    if auth.read_only && need.writes() {
+        return Err(RegistryError::new(Code::Unsupported, "the registry is in read-only mode"));
+    }
+    match need {
+        Need::Nothing | Need::Catalog => Ok(()),
+        Need::Admin => match (caller, caller.identity()) {
+            (Caller::Open, _) => Ok(()),
+            (_, Identity::User(u)) if auth.admins.contains(&u) => Ok(()),
+            (_, Identity::User(_)) => Err(RegistryError::new(Code::Denied, "administrators only")),
+            (_, Identity::Anonymous) => Err(auth.unauthorized("administrators only", None)),
+        },
+        Need::Login => match caller {
+            Caller::Anonymous => Err(auth.unauthorized("authentication required", None)),
+            _ => Ok(()),
+        },
+        Need::Repo { name, action } => {
+            if caller.actions_on(auth, name).contains(*action) {
+                return Ok(());
+            }
+            // Clients ask for pull with push, as distribution's challenges do.
+            let wanted = match action {
+                Action::Push => Actions::of(&[Action::Pull, Action::Push]),
+                a => Actions::of(&[*a]),
+            };
+            let scope = Scope { name: name.clone(), actions: wanted };
+            let may_get_more = match caller {
+                Caller::Anonymous => true,
+                // A token narrower than what its user may do: ask for a wider one.
+                Caller::Token(c) if !c.sub.is_empty() => auth.rules.allowed(&caller.identity(), name.as_str()).contains(*action),
+                Caller::Token(_) => true,
+                _ => false,
+            };
+            if may_get_more {
+                Err(auth.unauthorized(&format!("{} on {name} needs authentication", action.as_str()), Some(&scope)))
+            } else {
+                Err(RegistryError::new(Code::Denied, format!("{} on {name} is not allowed", action.as_str())))
+            }
+        }
+    }
+}
+
+/// Who asks the token endpoint for a token: anonymous without credentials, the user with valid
+/// Basic credentials; anything else is 401 with a Basic challenge.
+pub fn token_user(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64) -> Result<Option<String>> {
+    let Some(header) = authorization else { return Ok(None) };
+    let (scheme, value) = split_authorization(header);
+    let creds = if scheme.eq_ignore_ascii_case("basic") { basic_credentials(value) } else { None };
+    match creds {
+        Some((u, p)) if check_password(auth, &u, &p, now_ms) => Ok(Some(u)),
+        _ => Err(RegistryError::unauthorized("invalid username or password", format!("Basic realm=\"{}\"", auth.service))),
+    }
+}
+
+/// The scopes a token grants `user` for the `requested` scope strings (each may hold several,
+/// space-separated): each narrowed to what the rules allow; unparsable ones are left out.
+pub fn grant(auth: &AuthConfig, user: Option<&str>, requested: &[&str]) -> Vec<Scope> {
+    let identity = user.map(|u| Identity::User(u.to_string())).unwrap_or(Identity::Anonymous);
+    let open = auth.users.is_none();
+    requested
+        .iter()
+        .flat_map(|v| v.split(' ').filter_map(Scope::parse))
+        .map(|s| {
+            let allowed = if open { s.actions } else { auth.rules.allowed(&identity, s.name.as_str()) };
+            Scope { actions: s.actions.intersect(allowed), ..s }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // htpasswd -B (bcrypt, cost 5): alice/alice-pw, bob/bob-pw.
+    const HTPASSWD: &str = "alice:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO\nbob:$2b$05$Xcjef/yN/P6hyz5p6dWGy.YLcBR3QhddGgUemzt8BWyQj3JKPlmpK";
+    const RULES: &str = r#"[{"user": "alice", "repos": ["alice/*"], "actions": ["pull", "push", "delete"]},
+        {"user": "bob", "repos": ["alice/*"], "actions": ["pull"]},
+        {"user": "anonymous", "repos": ["public/*"], "actions": ["pull"]}]"#;
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn config(open: bool) -> AuthConfig {
+        AuthConfig {
+            users: (!open).then(|| Htpasswd::parse(HTPASSWD).unwrap()),
+            rules: Rules::parse(RULES).unwrap(),
+            signer: TokenSigner::new(b"k"),
+            service: "reg".into(),
+            realm: "https://reg/token".into(),
+            token_ttl: 300,
+            read_only: false,
+            admins: vec!["alice".into()],
+        }
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    }
+
+    fn repo(action: Action, name: &str) -> Need {
+        Need::Repo { name: RepoName::parse(name).unwrap(), action }
+    }
+
+    fn token(auth: &AuthConfig, user: Option<&str>, scope: &str) -> Caller {
+        let scopes = grant(auth, user, &[scope]);
+        let jwt = auth.signer.mint(user, &auth.service, &scopes, NOW / 1000, 300);
+        authenticate(auth, Some(&format!("Bearer {jwt}")), NOW).unwrap()
+    }
+
+    #[test]
+    fn authentication() {
+        let auth = config(false);
+        let who = |h: Option<&str>| authenticate(&auth, h, NOW).map(|c| c.identity()).map_err(|e| e.code);
+        assert_eq!(who(None), Ok(Identity::Anonymous));
+        assert_eq!(who(Some(&basic("alice", "alice-pw"))), Ok(Identity::User("alice".into())));
+        assert_eq!(who(Some(&basic("alice", "wrong"))), Err(Code::Unauthorized));
+        assert_eq!(who(Some(&basic("nobody", "x"))), Err(Code::Unauthorized));
+        assert_eq!(who(Some("Basic !!!")), Err(Code::Unauthorized));
+        assert_eq!(who(Some("Bearer not.a.token")), Err(Code::Unauthorized));
+        assert_eq!(who(Some("Digest x")), Err(Code::Unauthorized));
+        assert!(matches!(authenticate(&config(true), Some("Digest x"), NOW), Ok(Caller::Open)));
+    }
+
+    /// Every need against every kind of caller: allowed, 401 (with the scope to ask for) or 403.
+    #[test]
+    fn authorization_table() {
+        let auth = config(false);
+        let alice = Caller::User("alice".into());
+        let bob = Caller::User("bob".into());
+        let anon = Caller::Anonymous;
+        let bob_token = token(&auth, Some("bob"), "repository:alice/app:pull");
+        let alice_pull_token = token(&auth, Some("alice"), "repository:alice/app:pull");
+        let anon_token = token(&auth, None, "repository:public/x:pull");
+        let scope_of = |e: &RegistryError| e.challenge.as_deref().and_then(|c| c.split("scope=").nth(1)).map(|s| s.trim_matches('"').to_string());
+        use Action::*;
+        #[rustfmt::skip]
+        let table: Vec<(&Caller, Need, std::result::Result<(), (Code, Option<&str>)>)> = vec![
+            (&alice, repo(Push, "alice/app"), Ok(())),
+            (&alice, repo(Delete, "alice/app"), Ok(())),
+            (&alice, repo(Pull, "bob/app"), Err((Code::Denied, None))),
+            (&bob, repo(Pull, "alice/app"), Ok(())),
+            (&bob, repo(Push, "alice/app"), Err((Code::Denied, None))),
+            (&anon, repo(Pull, "public/x"), Ok(())),
+            (&anon, repo(Pull, "alice/app"), Err((Code::Unauthorized, Some("repository:alice/app:pull")))),
+            (&anon, repo(Push, "public/x"), Err((Code::Unauthorized, Some("repository:public/x:pull,push")))),
+            (&bob_token, repo(Pull, "alice/app"), Ok(())),
+            (&bob_token, repo(Push, "alice/app"), Err((Code::Denied, None))),
+            // A token narrower than its user's rights: ask for a wider one.
+            (&alice_pull_token, repo(Push, "alice/app"), Err((Code::Unauthorized, Some("repository:alice/app:pull,push")))),
+            (&alice_pull_token, repo(Pull, "bob/app"), Err((Code::Denied, None))),
+            (&anon_token, repo(Pull, "public/x"), Ok(())),
+            (&anon_token, repo(Pull, "alice/app"), Err((Code::Unauthorized, Some("repository:alice/app:pull")))),
+            (&alice, Need::Admin, Ok(())),
+            (&bob, Need::Admin, Err((Code::Denied, None))),
+            (&anon, Need::Admin, Err((Code::Unauthorized, None))),
+            (&anon, Need::Login, Err((Code::Unauthorized, None))),
+            (&bob, Need::Login, Ok(())),
+            (&anon, Need::Catalog, Ok(())),
+            (&anon, Need::Nothing, Ok(())),
+        ];
+        for (caller, need, want) in table {
+            let got = authorize(&auth, caller, &need).map_err(|e| (e.code, scope_of(&e)));
+            let want = want.map_err(|(c, s)| (c, s.map(str::to_string)));
+            assert_eq!(got, want, "{caller:?} {need:?}");
+        }
+        // Open registry: everything; read-only: no writes, whoever asks.
+        assert!(authorize(&config(true), &Caller::Open, &repo(Delete, "x")).is_ok());
+        let ro = AuthConfig { read_only: true, ..config(true) };
+        assert_eq!(authorize(&ro, &Caller::Open, &repo(Push, "x")).unwrap_err().code, Code::Unsupported);
+        assert!(authorize(&ro, &Caller::Open, &repo(Pull, "x")).is_ok());
+    }
+
+    #[test]
+    fn token_grants_are_narrowed_to_the_rules() {
+        let auth = config(false);
+        let granted = |user: Option<&str>, scopes: &[&str]| -> Vec<String> { grant(&auth, user, scopes).iter().map(Scope::to_string).collect() };
+        assert_eq!(granted(Some("alice"), &["repository:alice/app:pull,push"]), vec!["repository:alice/app:pull,push"]);
+        assert_eq!(granted(Some("bob"), &["repository:alice/app:pull,push"]), vec!["repository:alice/app:pull"]);
+        // `*`: every right the caller holds.
+        assert_eq!(granted(Some("alice"), &["repository:alice/app:*"]), vec!["repository:alice/app:pull,push,delete"]);
+        assert_eq!(granted(Some("bob"), &["repository:alice/app:*"]), vec!["repository:alice/app:pull"]);
+        assert_eq!(granted(None, &["repository:alice/app:pull"]), vec!["repository:alice/app:"]);
+        // Several scopes in one parameter, several parameters, and ones we do not grant.
+        assert_eq!(
+            granted(None, &["repository:public/x:pull repository:public/y:push", "registry:catalog:*", "repository:BAD:pull"]),
+            vec!["repository:public/x:pull", "repository:public/y:"]
+        );
+        // An open registry grants what is asked.
+        assert_eq!(grant(&config(true), None, &["repository:a:push"]).iter().map(Scope::to_string).collect::<Vec<_>>(), vec!["repository:a:push"]);
+    }
+
+    #[test]
+    fn token_endpoint_callers() {
+        let auth = config(false);
+        assert_eq!(token_user(&auth, None, NOW).unwrap(), None);
+        assert_eq!(token_user(&auth, Some(&basic("bob", "bob-pw")), NOW).unwrap(), Some("bob".into()));
+        let e = token_user(&auth, Some(&basic("bob", "nope")), NOW).unwrap_err();
+        assert_eq!((e.code, e.challenge.as_deref()), (Code::Unauthorized, Some("Basic realm=\"reg\"")));
+        assert_eq!(token_user(&auth, Some("Bearer x"), NOW).unwrap_err().code, Code::Unauthorized);
+    }
+}
