@@ -7,11 +7,11 @@ use worker::Response;
 use super::{json_reply, next_page_link, pagination};
 use crate::app::Context;
 use crate::oci::error::Result;
-use crate::storage::manifests;
+use crate::storage::catalog;
 
 pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let (n, last) = pagination(cx)?;
-    let page = manifests::catalog(&cx.app.r2, last.as_deref(), n).await?;
+    let page = catalog::list(&cx.app.r2, last.as_deref(), n).await?;
     let headers: Vec<_> = next_page_link(&page, "/v2/_catalog", n, "").into_iter().collect();
     // Only what the caller may pull; the Link still follows the unfiltered listing.
     let visible: Vec<&String> = page.items.iter().filter(|name| cx.caller.sees(&cx.app.config.auth, name)).collect();

@@ -90,7 +90,7 @@ pub fn error_reply(e: &RegistryError) -> Result<Response> {
 }
 
 /// The `Link` header to the page after `page`, if there is one.
-pub fn next_page_link(page: &crate::storage::manifests::Page, path: &str, n: usize, extra_query: &str) -> Option<(&'static str, String)> {
+pub fn next_page_link(page: &crate::storage::listing::Page, path: &str, n: usize, extra_query: &str) -> Option<(&'static str, String)> {
     let last = page.items.last().filter(|_| page.more)?;
     Some(("Link", crate::routes::next_link(path, n, last, extra_query)))
 }

@@ -10,7 +10,7 @@ use crate::oci::error::Result;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::name::RepoName;
 use crate::routes::percent_encode;
-use crate::storage::manifests;
+use crate::storage::referrers;
 
 /// Most referrers listed on one page.
 const MAX_REFERRERS_PAGE: usize = 250;
@@ -21,7 +21,7 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, subject: &Digest) -> Result<
     // subrequests per request (a client follows the Link for the rest).
     let (n, last) = pagination(cx)?;
     let n = n.min(MAX_REFERRERS_PAGE);
-    let (descriptors, page) = manifests::referrers(&cx.app.r2, name, subject, filter, last.as_deref(), n).await?;
+    let (descriptors, page) = referrers::list(&cx.app.r2, name, subject, filter, last.as_deref(), n).await?;
     let mut headers = vec![("Content-Type", OCI_INDEX.to_string())];
     if filter.is_some() {
         headers.push(("OCI-Filters-Applied", "artifactType".to_string()));

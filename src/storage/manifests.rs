@@ -1,4 +1,5 @@
-//! Manifests: byte-exact storage in the blob store, revision links, tags, referrers entries.
+//! Manifests: byte-exact storage in the blob store and revision links (`tags`, `referrers` and
+//! `catalog` keep the entries a PUT adds beside them).
 //!
 //! A PUT stores the bytes under their digest (`BlobData`, with the media type as the object's
 //! content type), then links the revision, then the tag, the referrers entry and the catalog
@@ -8,12 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use super::blobs;
 use super::facts::{self, FactCache};
+use super::{blobs, catalog, referrers, tags};
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
 use crate::oci::digest::{Algorithm, Digest};
@@ -76,14 +75,14 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     put_tagged(bucket, facts, name, reference, &[], bytes, content_type, now, id).await
 }
 
-/// [`put`], also pointing `tags` at the manifest (the `?tag=` parameters of a PUT by digest).
+/// [`put`], also pointing `extra_tags` at the manifest (the `?tag=` parameters of a PUT by digest).
 #[allow(clippy::too_many_arguments)]
 pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     bucket: &B,
     facts: &F,
     name: &RepoName,
     reference: &Reference,
-    tags: &[Tag],
+    extra_tags: &[Tag],
     bytes: Vec<u8>,
     content_type: Option<&str>,
     now: u64,
@@ -127,21 +126,14 @@ pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
         Reference::Tag(tag) => Some(tag),
         Reference::Digest(_) => None,
     };
-    let all_tags: BTreeSet<&Tag> = by_reference.into_iter().chain(tags).collect();
+    let all_tags: BTreeSet<&Tag> = by_reference.into_iter().chain(extra_tags).collect();
     for tag in all_tags {
-        bucket.put(&PathSpec::TagCurrent { name, tag }.key(), digest.to_string().into_bytes(), None, PutIf::Always).await?;
-        bucket.put(&PathSpec::TagIndexEntry { name, digest: &digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
-        facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
+        tags::point(bucket, facts, name, tag, &digest).await?;
     }
     if let Some(subject) = &parsed.subject {
-        let entry = referrer_descriptor(&parsed, &digest, size);
-        let key = PathSpec::ReferrerEntry { name, subject, digest: &digest }.key();
-        bucket.put(&key, entry.to_string().into_bytes(), None, PutIf::Always).await?;
+        referrers::record(bucket, name, subject, &parsed, &digest, size).await?;
     }
-    let catalog = PathSpec::CatalogEntry { name }.key();
-    if bucket.head(&catalog).await?.is_none() {
-        bucket.put(&catalog, Vec::new(), None, PutIf::Always).await?;
-    }
+    catalog::record(bucket, name).await?;
     Ok(Stored { digest, subject: parsed.subject })
 }
 
@@ -176,33 +168,8 @@ async fn check_references<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, parse
         .await
 }
 
-/// The descriptor the referrers API lists for a manifest with a subject.
-fn referrer_descriptor(parsed: &ParsedManifest, digest: &Digest, size: u64) -> Value {
-    let mut d = json!({"mediaType": parsed.media_type, "digest": digest.to_string(), "size": size});
-    if let Some(t) = &parsed.artifact_type {
-        d["artifactType"] = Value::String(t.clone());
-    }
-    if let Some(a) = &parsed.annotations {
-        d["annotations"] = Value::Object(a.clone());
-    }
-    d
-}
-
-fn parse_tag_link(name: &RepoName, tag: &Tag, bytes: &[u8]) -> Result<Digest> {
-    let s = String::from_utf8_lossy(bytes);
-    Digest::parse(&s).map_err(|_| RegistryError::internal(format!("corrupt tag link {name}:{tag}")))
-}
-
 fn parse_revision(bytes: &[u8]) -> Result<Revision> {
     serde_json::from_slice(bytes).map_err(|e| RegistryError::internal(format!("corrupt revision link: {e}")))
-}
-
-/// The digest a tag points at.
-pub async fn resolve_tag<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
-    match bucket.get(&PathSpec::TagCurrent { name, tag }.key()).await? {
-        Some((bytes, _)) => Ok(Some(parse_tag_link(name, tag, &bytes)?)),
-        None => Ok(None),
-    }
 }
 
 /// The revision link of `digest` in `name`.
@@ -223,7 +190,7 @@ pub async fn stat<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     let digest = match reference {
         Reference::Digest(d) => d.clone(),
         Reference::Tag(tag) => match facts::read(bucket, facts, &PathSpec::TagCurrent { name, tag }).await? {
-            Some(bytes) => parse_tag_link(name, tag, &bytes)?,
+            Some(bytes) => tags::parse_tag_link(name, tag, &bytes)?,
             None => return Err(unknown(reference)),
         },
     };
@@ -254,112 +221,28 @@ pub async fn get<B: Bucket + ?Sized, F: FactCache + ?Sized>(
 pub async fn delete<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, reference: &Reference) -> Result<()> {
     match reference {
         Reference::Tag(tag) => {
-            let digest = resolve_tag(bucket, name, tag).await?.ok_or_else(|| unknown(reference))?;
-            bucket
-                .delete(&[PathSpec::TagCurrent { name, tag }.key(), PathSpec::TagIndexEntry { name, digest: &digest, tag }.key()])
-                .await?;
-            facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
-            Ok(())
+            let digest = tags::resolve_tag(bucket, name, tag).await?.ok_or_else(|| unknown(reference))?;
+            tags::remove(bucket, facts, name, tag, &digest).await
         }
         Reference::Digest(digest) => {
             let rev = revision(bucket, name, digest).await?.ok_or_else(|| unknown(reference))?;
+            tags::remove_all_pointing_at(bucket, facts, name, digest).await?;
             let mut doomed = vec![PathSpec::ManifestRevision { name, digest }.key()];
-            let mut doomed_tags = Vec::new();
-            let index_prefix = PathSpec::TagIndex { name, digest }.key();
-            let mut after: Option<String> = None;
-            loop {
-                let page = bucket.list(&index_prefix, after.as_deref(), super::MAX_PAGE).await?;
-                for key in &page.keys {
-                    let tag = Tag::parse(&key[index_prefix.len()..]).map_err(RegistryError::internal)?;
-                    if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
-                        doomed.push(PathSpec::TagCurrent { name, tag: &tag }.key());
-                        doomed_tags.push(tag);
-                    }
-                    doomed.push(key.clone());
-                }
-                after = page.keys.last().cloned();
-                if !page.truncated {
-                    break;
-                }
-            }
             if let Some(subject) = rev.subject.as_deref().and_then(|s| Digest::parse(s).ok()) {
                 doomed.push(PathSpec::ReferrerEntry { name, subject: &subject, digest }.key());
             }
             bucket.delete(&doomed).await?;
-            let mut forgotten = vec![PathSpec::ManifestRevision { name, digest }];
-            forgotten.extend(doomed_tags.iter().map(|tag| PathSpec::TagCurrent { name, tag }));
-            facts::forget(facts, &forgotten).await;
+            facts::forget(facts, &[PathSpec::ManifestRevision { name, digest }]).await;
             Ok(())
         }
     }
-}
-
-/// Whether the repository exists (has had a manifest pushed).
-pub async fn repository_exists<B: Bucket + ?Sized>(bucket: &B, name: &RepoName) -> Result<bool> {
-    Ok(bucket.head(&PathSpec::CatalogEntry { name }.key()).await?.is_some())
-}
-
-/// One page of a lexically ordered list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub items: Vec<String>,
-    /// The page was cut short: a `Link` to the next page is due.
-    pub more: bool,
-}
-
-/// Lists the entries under `prefix` after `last`, at most `n`: the tail of each key is an item.
-pub async fn list_page<B: Bucket + ?Sized>(bucket: &B, prefix: &str, last: Option<&str>, n: usize) -> Result<Page> {
-    if n == 0 {
-        return Ok(Page { items: Vec::new(), more: false });
-    }
-    let start_after = last.map(|l| format!("{prefix}{l}"));
-    let listing = bucket.list(prefix, start_after.as_deref(), n.min(super::MAX_PAGE)).await?;
-    let items = listing.keys.iter().map(|k| k[prefix.len()..].to_string()).collect();
-    Ok(Page { items, more: listing.truncated })
-}
-
-/// Tags of `name` in lexical order; NAME_UNKNOWN when the repository does not exist.
-pub async fn tags<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
-    if !repository_exists(bucket, name).await? {
-        return Err(RegistryError::new(Code::NameUnknown, format!("repository {name} not known")));
-    }
-    list_page(bucket, &PathSpec::Tags { name }.key(), last, n).await
-}
-
-/// Repository names in lexical order.
-pub async fn catalog<B: Bucket + ?Sized>(bucket: &B, last: Option<&str>, n: usize) -> Result<Page> {
-    list_page(bucket, &PathSpec::Catalog.key(), last, n).await
-}
-
-/// One page of the referrers of `subject` in `name` (after the cursor `last`, at most `n`
-/// entries), filtered by artifact type, as descriptors; `Page::items` holds the cursors.
-pub async fn referrers<B: Bucket + ?Sized>(
-    bucket: &B,
-    name: &RepoName,
-    subject: &Digest,
-    artifact_type: Option<&str>,
-    last: Option<&str>,
-    n: usize,
-) -> Result<(Vec<Value>, Page)> {
-    let prefix = PathSpec::Referrers { name, subject }.key();
-    let page = list_page(bucket, &prefix, last, n).await?;
-    let bodies = join_all(page.items.iter().map(|item| bucket.get_owned(format!("{prefix}{item}")))).await;
-    let mut out = Vec::new();
-    for body in bodies {
-        let Some((bytes, _)) = body? else { continue };
-        let d: Value = serde_json::from_slice(&bytes).map_err(RegistryError::internal)?;
-        if artifact_type.is_none_or(|t| d.get("artifactType").and_then(Value::as_str) == Some(t)) {
-            out.push(d);
-        }
-    }
-    Ok((out, page))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::oci::manifest::{OCI_INDEX, OCI_MANIFEST};
-    use crate::storage::blobs;
+    use crate::storage::listing::Page;
     use crate::storage::memory::{MemoryBucket, MemoryFacts};
     use futures_executor::block_on;
 
@@ -401,7 +284,7 @@ mod tests {
             assert_eq!(got.media_type, OCI_MANIFEST);
             let by_digest = get(&b, &f, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
             assert_eq!(by_digest.bytes, bytes);
-            assert_eq!(tags(&b, &n, None, 10).await.unwrap().items, vec!["v1", "v2"]);
+            assert_eq!(tags::list(&b, &n, None, 10).await.unwrap().items, vec!["v1", "v2"]);
             // Delete by tag removes only the tag.
             delete(&b, &f, &n, &tag("v1")).await.unwrap();
             assert_eq!(get(&b, &f, &n, &tag("v1")).await.unwrap_err().code, Code::ManifestUnknown);
@@ -409,7 +292,7 @@ mod tests {
             // Delete by digest removes the revision and the tags still pointing at it.
             delete(&b, &f, &n, &Reference::Digest(stored.digest.clone())).await.unwrap();
             assert_eq!(get(&b, &f, &n, &tag("v2")).await.unwrap_err().code, Code::ManifestUnknown);
-            assert!(tags(&b, &n, None, 10).await.unwrap().items.is_empty());
+            assert!(tags::list(&b, &n, None, 10).await.unwrap().items.is_empty());
             assert_eq!(delete(&b, &f, &n, &Reference::Digest(stored.digest)).await.unwrap_err().code, Code::ManifestUnknown);
         });
     }
@@ -486,7 +369,7 @@ mod tests {
             let other = repo("other");
             let l = push_blob(&b, &other, b"l").await;
             assert_eq!(put(&b, &f, &n, &tag("v1"), image(&c, &l, ""), None, 1, "id").await.unwrap_err().code, Code::ManifestBlobUnknown);
-            assert!(!repository_exists(&b, &n).await.unwrap());
+            assert!(!catalog::repository_exists(&b, &n).await.unwrap());
         });
     }
 
@@ -505,11 +388,11 @@ mod tests {
                 let stored = put_tagged(&b, &f, &n, &Reference::Digest(d.clone()), &tags, m.clone(), None, 1, "m").await.unwrap();
                 assert_eq!(stored.digest, d);
                 for t in &tags {
-                    assert_eq!(resolve_tag(&b, &n, t).await.unwrap(), Some(d.clone()));
+                    assert_eq!(tags::resolve_tag(&b, &n, t).await.unwrap(), Some(d.clone()));
                     assert_eq!(get(&b, &f, &n, &Reference::Tag(t.clone())).await.unwrap().digest, d);
                 }
             }
-            let listed = tags(&b, &n, None, 10).await.unwrap().items;
+            let listed = tags::list(&b, &n, None, 10).await.unwrap().items;
             assert_eq!(listed, vec!["a-sha256", "a-sha512", "b-sha256", "b-sha512"]);
         });
     }
@@ -575,21 +458,21 @@ mod tests {
             let s1 = put(&b, &f, &n, &Reference::Digest(Digest::of(Algorithm::Sha256, &image(&c, &l, &sig))), image(&c, &l, &sig), None, 1, "id").await.unwrap();
             assert_eq!(s1.subject.as_ref(), Some(&subject));
             let s2 = put(&b, &f, &n, &tag("sbom"), image(&c, &l, &sbom), None, 1, "id").await.unwrap();
-            let (all, page) = referrers(&b, &n, &subject, None, None, 10).await.unwrap();
+            let (all, page) = referrers::list(&b, &n, &subject, None, None, 10).await.unwrap();
             assert_eq!(all.len(), 2);
             assert!(!page.more);
-            let (first, page) = referrers(&b, &n, &subject, None, None, 1).await.unwrap();
+            let (first, page) = referrers::list(&b, &n, &subject, None, None, 1).await.unwrap();
             assert_eq!(first.len(), 1);
             assert!(page.more);
-            let (second, _) = referrers(&b, &n, &subject, None, page.items.last().map(String::as_str), 1).await.unwrap();
+            let (second, _) = referrers::list(&b, &n, &subject, None, page.items.last().map(String::as_str), 1).await.unwrap();
             assert_eq!(second.len(), 1);
             assert_ne!(first[0]["digest"], second[0]["digest"]);
-            let (sigs, _) = referrers(&b, &n, &subject, Some("application/x.sig"), None, 10).await.unwrap();
+            let (sigs, _) = referrers::list(&b, &n, &subject, Some("application/x.sig"), None, 10).await.unwrap();
             assert_eq!(sigs.len(), 1);
             assert_eq!(sigs[0]["digest"], s1.digest.to_string());
             assert_eq!(sigs[0]["annotations"]["a"], "b");
             delete(&b, &f, &n, &Reference::Digest(s2.digest)).await.unwrap();
-            assert_eq!(referrers(&b, &n, &subject, None, None, 10).await.unwrap().0.len(), 1);
+            assert_eq!(referrers::list(&b, &n, &subject, None, None, 10).await.unwrap().0.len(), 1);
         });
     }
 
@@ -604,20 +487,20 @@ mod tests {
             for t in ["b", "a", "c10", "c9", "C"] {
                 put(&b, &f, &n, &tag(t), image(&c, &l, ""), None, 1, "id").await.unwrap();
             }
-            let p1 = tags(&b, &n, None, 2).await.unwrap();
+            let p1 = tags::list(&b, &n, None, 2).await.unwrap();
             assert_eq!(p1, Page { items: vec!["C".into(), "a".into()], more: true });
-            let p2 = tags(&b, &n, Some("a"), 2).await.unwrap();
+            let p2 = tags::list(&b, &n, Some("a"), 2).await.unwrap();
             assert_eq!(p2, Page { items: vec!["b".into(), "c10".into()], more: true });
-            let p3 = tags(&b, &n, Some("c10"), 2).await.unwrap();
+            let p3 = tags::list(&b, &n, Some("c10"), 2).await.unwrap();
             assert_eq!(p3, Page { items: vec!["c9".into()], more: false });
-            assert_eq!(tags(&b, &n, None, 0).await.unwrap(), Page { items: vec![], more: false });
-            assert_eq!(tags(&b, &repo("nope"), None, 5).await.unwrap_err().code, Code::NameUnknown);
+            assert_eq!(tags::list(&b, &n, None, 0).await.unwrap(), Page { items: vec![], more: false });
+            assert_eq!(tags::list(&b, &repo("nope"), None, 5).await.unwrap_err().code, Code::NameUnknown);
             put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None, 1, "id").await.unwrap_err();
             blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false }).await.unwrap();
             blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false }).await.unwrap();
             put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None, 1, "id").await.unwrap();
-            assert_eq!(catalog(&b, None, 10).await.unwrap().items, vec!["app", "app/sub"]);
-            assert_eq!(catalog(&b, Some("app"), 10).await.unwrap().items, vec!["app/sub"]);
+            assert_eq!(catalog::list(&b, None, 10).await.unwrap().items, vec!["app", "app/sub"]);
+            assert_eq!(catalog::list(&b, Some("app"), 10).await.unwrap().items, vec!["app/sub"]);
         });
     }
 }

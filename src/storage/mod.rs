@@ -7,14 +7,18 @@
 //! `edge`); `meter` counts what each request costs.
 
 pub mod blobs;
+pub mod catalog;
 pub mod chunking;
 pub mod facts;
 pub mod gc;
 pub mod lifecycle;
+pub mod listing;
 pub mod manifests;
 pub mod meter;
 pub mod paths;
 pub mod purge;
+pub mod referrers;
+pub mod tags;
 pub mod upload_state;
 pub mod uploads;
 

@@ -130,6 +130,12 @@ impl PathSpec<'_> {
         }
     }
 
+    /// The tag of a key listed under a tag index prefix (`TagIndex`): the inverse of
+    /// `TagIndexEntry`.
+    pub fn tag_of_index_key(index_prefix: &str, key: &str) -> Option<Tag> {
+        Tag::parse(key.strip_prefix(index_prefix)?).ok()
+    }
+
     /// Whether the value at this path may be served from the fact cache (`facts`).
     pub fn caching(&self) -> Caching {
         match self {

@@ -1,0 +1,78 @@
+//! Tags: the current link of each tag (`_manifests/tags/<tag>`, holding the digest) and the tag
+//! index under each revision (so deleting a revision finds the tags still pointing at it).
+
+use super::catalog;
+use super::facts::{self, FactCache};
+use super::listing::{list_page, Page};
+use super::paths::PathSpec;
+use super::{Bucket, PutIf};
+use crate::oci::digest::Digest;
+use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::name::{RepoName, Tag};
+
+pub(super) fn parse_tag_link(name: &RepoName, tag: &Tag, bytes: &[u8]) -> Result<Digest> {
+    let s = String::from_utf8_lossy(bytes);
+    Digest::parse(&s).map_err(|_| RegistryError::internal(format!("corrupt tag link {name}:{tag}")))
+}
+
+/// The digest a tag points at.
+pub async fn resolve_tag<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
+    match bucket.get(&PathSpec::TagCurrent { name, tag }.key()).await? {
+        Some((bytes, _)) => Ok(Some(parse_tag_link(name, tag, &bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Points `tag` at `digest` (its current link, then its entry in the revision's tag index).
+pub async fn point<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
+    bucket.put(&PathSpec::TagCurrent { name, tag }.key(), digest.to_string().into_bytes(), None, PutIf::Always).await?;
+    bucket.put(&PathSpec::TagIndexEntry { name, digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
+    facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
+    Ok(())
+}
+
+/// Removes `tag`, which points at `digest`.
+pub async fn remove<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
+    bucket
+        .delete(&[PathSpec::TagCurrent { name, tag }.key(), PathSpec::TagIndexEntry { name, digest, tag }.key()])
+        .await?;
+    facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
+    Ok(())
+}
+
+/// Removes the tag index of the revision `digest`, and every tag in it that still points at
+/// `digest` (a tag moved to another revision since stays).
+pub async fn remove_all_pointing_at<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest) -> Result<()> {
+    let index_prefix = PathSpec::TagIndex { name, digest }.key();
+    let mut doomed = Vec::new();
+    let mut moved_away = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = bucket.list(&index_prefix, after.as_deref(), super::MAX_PAGE).await?;
+        for key in &page.keys {
+            let tag = PathSpec::tag_of_index_key(&index_prefix, key).ok_or_else(|| RegistryError::internal(format!("corrupt tag index key {key}")))?;
+            if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
+                doomed.push(PathSpec::TagCurrent { name, tag: &tag }.key());
+                moved_away.push(tag);
+            }
+            doomed.push(key.clone());
+        }
+        after = page.keys.last().cloned();
+        if !page.truncated {
+            break;
+        }
+    }
+    bucket.delete(&doomed).await?;
+    let forgotten: Vec<PathSpec> = moved_away.iter().map(|tag| PathSpec::TagCurrent { name, tag }).collect();
+    facts::forget(facts, &forgotten).await;
+    Ok(())
+}
+
+/// Tags of `name` in lexical order; NAME_UNKNOWN when the repository does not exist.
+pub async fn list<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, last: Option<&str>, n: usize) -> Result<Page> {
+    if !catalog::repository_exists(bucket, name).await? {
+        return Err(RegistryError::new(Code::NameUnknown, format!("repository {name} not known")));
+    }
+    list_page(bucket, &PathSpec::Tags { name }.key(), last, n).await
+}
+
