@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::facts::{self, FactCache};
+use super::listing::Enumerated;
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
@@ -38,6 +39,13 @@ pub struct BlobDescriptor {
     /// Set by the collector: the bytes are being or have been deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub doomed: bool,
+    /// The start of the last collection that found the blob in use (ms; see `gc`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub marked: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl BlobDescriptor {
@@ -89,7 +97,7 @@ async fn claim_or_record<B: Bucket + ?Sized>(
             }
             (_, None) => return Ok(None),
             (current, Some((size, object))) => {
-                let desc = BlobDescriptor { size, object: object.to_string(), touched: now, doomed: false };
+                let desc = BlobDescriptor { size, object: object.to_string(), touched: now, doomed: false, marked: 0 };
                 let cond = match current {
                     Some((_tombstone, etag)) => PutIf::EtagMatches(etag),
                     None => PutIf::Absent,
@@ -112,6 +120,32 @@ pub async fn fresh_data_key<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, id:
         None => PathSpec::BlobData { digest }.key(),
         Some(_) => PathSpec::UploadObject { id }.key(),
     })
+}
+
+/// Stamps the blob `digest` as in use by the collection that started at `epoch` (see `gc`),
+/// unless it already is; a missing or doomed blob is left alone. A conditional put on the etag
+/// read, so a concurrent claim is never overwritten (nor it the stamp: the loser reads again).
+pub async fn stamp<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, epoch: u64) -> Result<()> {
+    let key = PathSpec::BlobDescriptor { digest }.key();
+    for _ in 0..5 {
+        let Some((mut desc, etag)) = descriptor(bucket, digest).await? else { return Ok(()) };
+        if desc.doomed || desc.marked >= epoch {
+            return Ok(());
+        }
+        desc.marked = epoch;
+        if bucket.put(&key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_some() {
+            return Ok(());
+        }
+    }
+    Err(RegistryError::internal(format!("descriptor of {digest} kept changing")))
+}
+
+/// One page of the stored blobs, in key order, after the cursor `after`.
+pub async fn descriptors<B: Bucket + ?Sized>(bucket: &B, after: Option<&str>, n: usize) -> Result<Enumerated<Digest>> {
+    let listing = bucket.list(&PathSpec::Blobs.key(), after, n).await?;
+    let items = listing.keys.iter().filter_map(|k| PathSpec::digest_of_descriptor_key(k)).collect();
+    let next = if listing.truncated { listing.keys.last().cloned() } else { None };
+    Ok(Enumerated { items, next })
 }
 
 /// The blob as `name` sees it: `None` unless the repository links it.

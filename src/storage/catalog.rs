@@ -26,3 +26,8 @@ pub async fn list<B: Bucket + ?Sized>(bucket: &B, last: Option<&str>, n: usize) 
     list_page(bucket, &PathSpec::Catalog.key(), last, n).await
 }
 
+
+/// One page of repository names after `after` (the collector's enumeration of the catalog).
+pub async fn repositories<B: Bucket + ?Sized>(bucket: &B, after: Option<&str>, n: usize) -> Result<Page> {
+    list(bucket, after, n).await
+}

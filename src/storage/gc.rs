@@ -1,13 +1,24 @@
 //! Online mark-and-sweep garbage collection, in bounded steps that resume from a cursor.
 //!
-//! **Mark.** Every manifest revision of every repository in the catalog is a root: its digest
-//! and every digest its manifest names (config, layers, index children, subject) are marked.
-//! **Sweep.** Every descriptor under `blobs/` that is not marked, not already doomed, and was
-//! last touched before `T0 - grace` (`T0`: when this collection started marking) is doomed by a
-//! conditional put on the etag just read; then its bytes are deleted and its cached copies
-//! forgotten. The descriptor stays as a tombstone. Layer links are not roots: a blob pushed but
-//! named by no manifest is collected once it is older than the grace period, as in
+//! **Mark.** Every manifest revision of every repository in the catalog is a root: the
+//! descriptor of its digest and of every digest its manifest names (config, layers, index
+//! children, subject, non-distributable layers that happen to be stored) is *stamped* with the
+//! collection's start `T0` (`marked = T0`, a conditional put on the etag just read, skipped when
+//! already stamped by this collection). **Sweep.** Every descriptor under `blobs/` that is not
+//! stamped with `T0` or later, not already doomed, and was last touched before `T0 - grace` is
+//! doomed by a conditional put on the etag just read; then its bytes are deleted and its cached
+//! copies forgotten. The descriptor stays as a tombstone. Layer links are not roots: a blob
+//! pushed but named by no manifest is collected once it is older than the grace period, as in
 //! distribution; a link left pointing at collected bytes answers BLOB_UNKNOWN.
+//!
+//! **Why the marks live on the descriptors.** A mark set carried between runs grows with the
+//! registry (every referenced digest, read and rewritten by every run, inside 128 MB and the
+//! CPU limit). A stamp costs one write per referenced blob per collection, and the sweep reads
+//! every descriptor anyway; so the state between runs, `gc/state`, holds only `T0`, the cursors
+//! and the references of the one manifest being marked (at most `manifest::MAX_DESCRIPTORS` + 1
+//! for pushed ones): its size is independent of the registry's. A stamp from an earlier
+//! collection (below `T0`) does not count. The stores enumerate what is collected
+//! (`catalog::repositories`, `manifests::revisions`, `blobs::descriptors`); no key is spelled here.
 //!
 //! **Why a concurrent push never loses data.** Every new reference to a blob goes through
 //! `blobs::claim` before it is written (commit and mount before the link, manifest PUT before
@@ -17,8 +28,9 @@
 //!    `b` only if `touched < T0 - grace`, so only if `T0 > t + grace - TOUCH_FRESH_MS >= t +
 //!    TOUCH_FRESH_MS` (grace is at least twice `TOUCH_FRESH_MS`). That collection started
 //!    marking more than ten minutes after the claim, when the request that claimed had long
-//!    finished: its manifest revision is a root, so `b` is marked (a link alone is not a root,
-//!    but then the link's push is simply older than the grace period by then).
+//!    finished: its manifest revision is a root, so `b` is stamped before the sweep begins (a
+//!    link alone is not a root, but then the link's push is simply older than the grace period
+//!    by then).
 //! 2. If the claim renewed `touched` to `t` by a conditional put: a collection that read the
 //!    descriptor before that put holds a stale etag and its doom put fails; one that reads it
 //!    after sees `touched = t`, which is not older than `T0 - grace` for any `T0 <= t + grace`,
@@ -27,18 +39,21 @@
 //!    copy under a fresh key (`blobs::fresh_data_key`) and replaces the tombstone, and the
 //!    collector deletes only the key named by the descriptor it doomed.
 //!
-//! So bytes are deleted only when no reference made before the doom can reach them and none
-//! can be made after it. The state between runs is one object, `gc/state`, holding `T0`, the
-//! cursors and the marked set; a run takes a lease on it, so two runs never interleave. A dry
-//! run reports what would be collected and writes nothing.
+//! Stamps and claims are both conditional puts on the descriptor's etag, so neither overwrites
+//! the other: a claim keeps the stamp it read, a stamp that lost to a claim reads again. So bytes
+//! are deleted only when no reference made before the doom can reach them and none can be made
+//! after it. A run takes a lease on `gc/state`, so two runs never interleave. A dry run reports
+//! what would be collected and writes nothing: it keeps its marks in memory, bounded by its
+//! budget.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::blobs::{self, TOUCH_FRESH_MS};
+use super::catalog;
 use super::facts::{self, FactCache};
-use super::manifests::Revision;
+use super::manifests::{self, Revision};
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
@@ -48,6 +63,10 @@ use crate::oci::name::RepoName;
 
 /// The shortest grace period the argument above allows.
 pub const MIN_GRACE_MS: u64 = 2 * TOUCH_FRESH_MS;
+
+/// The layout of [`GcState`]; a state of another version (an older collection, whose marks
+/// were kept differently) is dropped and the collection starts over.
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,29 +87,41 @@ pub struct Stats {
     pub bytes_freed: u64,
 }
 
-/// A collection in progress.
+/// A collection in progress: cursors, not marks (those are on the descriptors).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcState {
+    #[serde(default)]
+    pub version: u32,
     /// T0: when marking started (ms).
     pub started_at: u64,
     pub phase: Phase,
     /// The last repository fully marked.
     pub repo_cursor: Option<String>,
-    /// The repository being marked, and the last revision key marked in it.
+    /// The repository being marked, and where its revisions resume.
     pub repo: Option<String>,
     pub revision_cursor: Option<String>,
-    /// The last key swept under `blobs/`.
+    /// Digests of the manifest being marked that are not stamped yet.
+    #[serde(default)]
+    pub unmarked: Vec<String>,
+    /// Where the sweep resumes.
     pub sweep_cursor: Option<String>,
-    pub marked: BTreeSet<String>,
     pub stats: Stats,
     /// A run holds the collection until then (ms).
     #[serde(default)]
     pub lease_until: u64,
+    /// A dry run's marks (it stamps nothing); never saved.
+    #[serde(skip)]
+    pub dry_marks: BTreeSet<String>,
 }
 
 impl GcState {
     pub fn new(now: u64) -> Self {
-        GcState { started_at: now, ..Default::default() }
+        GcState { version: STATE_VERSION, started_at: now, ..Default::default() }
+    }
+
+    /// A saved state, if it is of this layout.
+    pub fn load(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<GcState>(bytes).ok().filter(|s| s.version == STATE_VERSION)
     }
 }
 
@@ -120,7 +151,8 @@ impl Budget {
     }
 }
 
-/// Advances `state` by at most `budget` bucket operations.
+/// Advances `state` by at most `budget` bucket operations (a little more when one manifest's
+/// reading overruns it).
 pub async fn step<B, F>(bucket: &B, facts: &F, state: &mut GcState, grace_ms: u64, budget: u64, dry_run: bool) -> Result<Step>
 where
     B: Bucket + ?Sized,
@@ -130,7 +162,7 @@ where
     let mut out = Step::default();
     while budget.left() {
         match state.phase {
-            Phase::Mark => mark_some(bucket, facts, state, &mut budget).await?,
+            Phase::Mark => mark_some(bucket, facts, state, &mut budget, dry_run).await?,
             Phase::Sweep => {
                 if sweep_some(bucket, facts, state, grace_ms.max(MIN_GRACE_MS), &mut budget, dry_run, &mut out).await? {
                     out.finished = true;
@@ -142,20 +174,32 @@ where
     Ok(out)
 }
 
-/// Marks one page of revisions (or moves to the next repository, or to the sweep).
-async fn mark_some<B, F>(bucket: &B, facts: &F, state: &mut GcState, budget: &mut Budget) -> Result<()>
+/// Stamps what is left of the current manifest, or reads the next page of revisions (or moves
+/// to the next repository, or to the sweep).
+async fn mark_some<B, F>(bucket: &B, facts: &F, state: &mut GcState, budget: &mut Budget, dry_run: bool) -> Result<()>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
 {
+    if !state.unmarked.is_empty() {
+        while budget.left() {
+            let Some(d) = state.unmarked.pop() else { break };
+            let digest = Digest::parse(&d).map_err(RegistryError::internal)?;
+            if dry_run {
+                state.dry_marks.insert(d);
+            } else {
+                blobs::stamp(bucket, &digest, state.started_at).await?;
+                budget.spend(2);
+            }
+        }
+        return Ok(());
+    }
     let Some(repo) = state.repo.clone() else {
-        let catalog = PathSpec::Catalog.key();
-        let after = state.repo_cursor.as_ref().map(|r| format!("{catalog}{r}"));
-        let page = bucket.list(&catalog, after.as_deref(), 1).await?;
+        let page = catalog::repositories(bucket, state.repo_cursor.as_deref(), 1).await?;
         budget.spend(1);
-        match page.keys.first() {
-            Some(key) => {
-                state.repo = Some(key[catalog.len()..].to_string());
+        match page.items.first() {
+            Some(name) => {
+                state.repo = Some(name.to_string());
                 state.revision_cursor = None;
                 state.stats.repositories += 1;
             }
@@ -164,66 +208,58 @@ where
         return Ok(());
     };
     let name = RepoName::parse(&repo).map_err(RegistryError::internal)?;
-    let prefix = format!("repositories/{name}/_manifests/revisions/");
-    let page = bucket.list(&prefix, state.revision_cursor.as_deref(), budget.page().min(100)).await?;
+    // One manifest at a time: its references are stamped before the cursor moves past it.
+    let page = manifests::revisions(bucket, &name, state.revision_cursor.as_deref(), budget.page().min(100)).await?;
     budget.spend(1);
-    for key in &page.keys {
-        // `<alg>/<hex>/link`; the tag index entries below a revision are skipped.
-        let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
-        let [alg, hex, "link"] = parts[..] else { continue };
-        let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else { continue };
-        mark_manifest(bucket, facts, &name, &digest, &mut state.marked).await?;
-        budget.spend(2);
-        state.stats.manifests += 1;
-    }
-    if page.truncated {
-        state.revision_cursor = page.keys.last().cloned();
-    } else {
-        state.repo_cursor = Some(repo);
-        state.repo = None;
+    let next = match page.items.into_iter().next() {
+        Some((digest, cursor)) => {
+            state.unmarked = references(bucket, facts, &name, &digest).await?;
+            budget.spend(2);
+            state.stats.manifests += 1;
+            Some(cursor)
+        }
+        None => page.next,
+    };
+    match next {
+        Some(cursor) => state.revision_cursor = Some(cursor),
+        None => {
+            state.repo_cursor = Some(repo);
+            state.repo = None;
+        }
     }
     Ok(())
 }
 
-/// Marks a manifest and everything it names.
-async fn mark_manifest<B, F>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest, marked: &mut BTreeSet<String>) -> Result<()>
+/// A manifest's digest and every digest it names, de-duplicated.
+async fn references<B, F>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest) -> Result<Vec<String>>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
 {
-    marked.insert(digest.to_string());
-    let Some(rev) = facts::read(bucket, facts, &PathSpec::ManifestRevision { name, digest }).await? else { return Ok(()) };
+    let mut out = BTreeSet::from([digest.to_string()]);
+    let Some(rev) = facts::read(bucket, facts, &PathSpec::ManifestRevision { name, digest }).await? else { return Ok(out.into_iter().collect()) };
     let rev: Revision = serde_json::from_slice(&rev).map_err(RegistryError::internal)?;
     let key = rev.object_key(digest);
-    let Some(bytes) = facts::read(bucket, facts, &PathSpec::Object { key: &key }).await? else { return Ok(()) };
-    // Stored manifests were valid when pushed; one that no longer parses keeps only itself.
-    if let Ok(parsed) = manifest::parse(&bytes, Some(&rev.media_type)) {
-        marked.extend(parsed.references().map(Digest::to_string));
+    if let Some(bytes) = facts::read(bucket, facts, &PathSpec::Object { key: &key }).await? {
+        // Stored manifests were valid when pushed; one that no longer parses keeps only itself.
+        if let Ok(parsed) = manifest::parse(&bytes, Some(&rev.media_type)) {
+            out.extend(parsed.references().map(Digest::to_string));
+        }
     }
-    Ok(())
+    Ok(out.into_iter().collect())
 }
 
-/// Sweeps one page of `blobs/`; true when the sweep is complete.
+/// Sweeps one page of descriptors; true when the sweep is complete.
 #[allow(clippy::too_many_arguments)]
 async fn sweep_some<B, F>(bucket: &B, facts: &F, state: &mut GcState, grace_ms: u64, budget: &mut Budget, dry_run: bool, out: &mut Step) -> Result<bool>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
 {
-    let prefix = PathSpec::Blobs.key();
-    let page = bucket.list(&prefix, state.sweep_cursor.as_deref(), budget.page().min(200)).await?;
+    let page = blobs::descriptors(bucket, state.sweep_cursor.as_deref(), budget.page().min(200)).await?;
     budget.spend(1);
     let cutoff = state.started_at.saturating_sub(grace_ms);
-    for key in &page.keys {
-        // `blobs/<alg>/<hh>/<hex>/descriptor`
-        let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
-        let [alg, _, hex, "descriptor"] = parts[..] else { continue };
-        let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else { continue };
-        if state.marked.contains(&digest.to_string()) {
-            state.stats.blobs_scanned += 1;
-            state.stats.blobs_kept += 1;
-            continue;
-        }
+    for digest in page.items {
         budget.spend(1);
         let Some((mut desc, etag)) = blobs::descriptor(bucket, &digest).await? else { continue };
         if desc.doomed {
@@ -231,14 +267,16 @@ where
             continue;
         }
         state.stats.blobs_scanned += 1;
-        if desc.touched >= cutoff {
+        let marked = desc.marked >= state.started_at || state.dry_marks.contains(&digest.to_string());
+        if marked || desc.touched >= cutoff {
             state.stats.blobs_kept += 1;
             continue;
         }
         if !dry_run {
             desc.doomed = true;
             budget.spend(3);
-            if bucket.put(key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
+            let key = PathSpec::BlobDescriptor { digest: &digest }.key();
+            if bucket.put(&key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_none() {
                 // Claimed meanwhile: it lives.
                 state.stats.blobs_kept += 1;
                 continue;
@@ -252,8 +290,9 @@ where
         state.stats.blobs_deleted += 1;
         state.stats.bytes_freed += desc.size;
     }
-    state.sweep_cursor = page.keys.last().cloned().or(state.sweep_cursor.take());
-    Ok(!page.truncated)
+    let finished = page.next.is_none();
+    state.sweep_cursor = page.next;
+    Ok(finished)
 }
 
 #[cfg(test)]
@@ -420,6 +459,56 @@ mod tests {
             }
             assert!(steps > 5, "a small budget takes many runs ({steps})");
             assert_eq!(state.stats.blobs_deleted, 30);
+        });
+    }
+
+    /// 200,000 blobs: 100,000 named by 2,000 manifests, 100,000 named by nothing. The state
+    /// carried between runs stays the size of one manifest's references, not of the registry.
+    #[test]
+    fn state_between_runs_is_independent_of_the_registry_size() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
+            let t = 1_000 * HOUR;
+            let n = repo("big");
+            let blob = |i: usize| Digest::of(Algorithm::Sha256, format!("blob {i}").as_bytes());
+            // Descriptors and links written directly (as 200,000 pushes would leave them).
+            for i in 0..200_000 {
+                let d = blob(i);
+                let desc = blobs::BlobDescriptor { size: 10, object: format!("objects/{i}/data"), touched: t, doomed: false, marked: 0 };
+                b.put(&PathSpec::BlobDescriptor { digest: &d }.key(), desc.to_json(), None, PutIf::Always).await.unwrap();
+                if i < 100_000 {
+                    b.put(&PathSpec::LayerLink { name: &n, digest: &d }.key(), desc.to_json(), None, PutIf::Always).await.unwrap();
+                }
+            }
+            for m in 0..2_000 {
+                let layers: Vec<Digest> = (0..50).map(|j| blob(m * 50 + j)).collect();
+                let refs: Vec<&Digest> = layers.iter().skip(1).collect();
+                let reference = Reference::parse(&format!("m{m}")).unwrap();
+                manifests::put(&b, &f, &n, &reference, image(&layers[0], &refs), None, t, &format!("id{m}")).await.unwrap();
+            }
+            let mut state = GcState::new(t + 2 * HOUR);
+            let (mut peak, mut runs, mut deleted) = (0, 0, 0);
+            loop {
+                runs += 1;
+                let s = step(&b, &f, &mut state, HOUR, 800, false).await.unwrap();
+                deleted += s.deleted.len();
+                let saved = serde_json::to_vec(&state).unwrap();
+                peak = peak.max(saved.len());
+                state = GcState::load(&saved).unwrap();
+                if s.finished {
+                    break;
+                }
+            }
+            eprintln!("200,000 blobs: {runs} runs, peak state {peak} bytes");
+            assert_eq!(deleted, 100_000, "every unnamed blob is collected");
+            assert_eq!(state.stats.blobs_kept, 102_000, "named blobs and the manifests themselves");
+            assert!(peak < 8 * 1024, "peak state {peak} bytes");
+            for i in [0, 49, 99_999] {
+                assert!(!blobs::descriptor(&b, &blob(i)).await.unwrap().unwrap().0.doomed, "blob {i} is named");
+            }
+            for i in [100_000, 199_999] {
+                assert!(blobs::descriptor(&b, &blob(i)).await.unwrap().unwrap().0.doomed, "blob {i} is named by nothing");
+            }
         });
     }
 }

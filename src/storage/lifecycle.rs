@@ -85,7 +85,8 @@ enum Lease {
 async fn take_collection<B: Bucket + ?Sized>(bucket: &B, now: u64) -> Result<Lease> {
     let key = PathSpec::GcState.key();
     let (mut state, etag) = match bucket.get(&key).await? {
-        Some((bytes, etag)) => (serde_json::from_slice(&bytes).unwrap_or_else(|_| GcState::new(now)), Some(etag)),
+        // A state of another layout (or unreadable) starts the collection over.
+        Some((bytes, etag)) => (GcState::load(&bytes).unwrap_or_else(|| GcState::new(now)), Some(etag)),
         None => (GcState::new(now), None),
     };
     if state.lease_until > now {

@@ -4,6 +4,14 @@
 use super::Bucket;
 use crate::oci::error::Result;
 
+/// One page of an enumeration the collector consumes: the items and an opaque cursor for the
+/// next page (`None`: that was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enumerated<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
 /// One page of a lexically ordered list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {

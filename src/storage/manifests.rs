@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::facts::{self, FactCache};
+use super::listing::Enumerated;
 use super::{blobs, catalog, referrers, tags};
 use super::paths::PathSpec;
 use super::{Bucket, PutIf};
@@ -178,6 +179,20 @@ pub async fn revision<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &
         Some((bytes, _)) => Ok(Some(parse_revision(&bytes)?)),
         None => Ok(None),
     }
+}
+
+/// One page of the revisions of `name` after the cursor `after`: each digest with the cursor
+/// that resumes after it.
+pub async fn revisions<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, after: Option<&str>, n: usize) -> Result<Enumerated<(Digest, String)>> {
+    let prefix = PathSpec::Revisions { name }.key();
+    let listing = bucket.list(&prefix, after, n).await?;
+    let items = listing
+        .keys
+        .iter()
+        .filter_map(|k| PathSpec::digest_of_revision_key(&prefix, k).map(|d| (d, k.clone())))
+        .collect();
+    let next = if listing.truncated { listing.keys.last().cloned() } else { None };
+    Ok(Enumerated { items, next })
 }
 
 /// Resolves `reference` to a digest and revision for a pull, or MANIFEST_UNKNOWN.
@@ -496,8 +511,8 @@ mod tests {
             assert_eq!(tags::list(&b, &n, None, 0).await.unwrap(), Page { items: vec![], more: false });
             assert_eq!(tags::list(&b, &repo("nope"), None, 5).await.unwrap_err().code, Code::NameUnknown);
             put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None, 1, "id").await.unwrap_err();
-            blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false }).await.unwrap();
-            blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false }).await.unwrap();
+            blobs::link(&b, &repo("app/sub"), &c, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false, marked: 0 }).await.unwrap();
+            blobs::link(&b, &repo("app/sub"), &l, &blobs::BlobDescriptor { size: 1, object: "x".into(), touched: 1, doomed: false, marked: 0 }).await.unwrap();
             put(&b, &f, &repo("app/sub"), &tag("x"), image(&c, &l, ""), None, 1, "id").await.unwrap();
             assert_eq!(catalog::list(&b, None, 10).await.unwrap().items, vec!["app", "app/sub"]);
             assert_eq!(catalog::list(&b, Some("app"), 10).await.unwrap().items, vec!["app/sub"]);

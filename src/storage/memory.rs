@@ -108,10 +108,17 @@ impl Bucket for MemoryBucket {
 
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing> {
         self.turn().await;
+        use std::ops::Bound;
         let objects = self.objects.borrow();
+        // From the prefix (or just past `start_after`) on, in key order, while keys share the prefix.
+        let from = match start_after {
+            Some(s) if s >= prefix => Bound::Excluded(s.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
         let mut keys: Vec<String> = objects
-            .keys()
-            .filter(|k| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s))
+            .range((from, Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
             .take(limit + 1)
             .cloned()
             .collect();

@@ -3,7 +3,8 @@
 //! Layout of the bucket (R2, strongly consistent, no copy or rename):
 //!
 //! ```text
-//! blobs/<alg>/<hh>/<hex>/descriptor        BlobDescriptor JSON {size, object, touched, doomed}
+//! blobs/<alg>/<hh>/<hex>/descriptor        BlobDescriptor JSON {size, object, touched, doomed,
+//!                                          marked (the last collection that found it in use)}
 //! blobs/<alg>/<hh>/<hex>/data              the bytes, when their digest was known before they
 //!                                          were written (monolithic push, manifests)
 //! objects/<upload-id>/data                 the bytes of a chunked upload: the R2 multipart
@@ -29,7 +30,7 @@
 //!                                          referrers API for manifest <hex> whose subject is
 //!                                          <subject-hex>
 //! catalog/<name>                           catalog entry, written with the first manifest
-//! gc/state                                 the garbage collector's progress between runs
+//! gc/state                                 the garbage collector's cursors between runs
 //! ```
 //!
 //! A descriptor also records when the blob was last stored or claimed (`touched`) and whether
@@ -68,6 +69,8 @@ pub enum PathSpec<'a> {
     TagIndexEntry { name: &'a RepoName, digest: &'a Digest, tag: &'a Tag },
     /// Prefix of the tag index entries of one revision.
     TagIndex { name: &'a RepoName, digest: &'a Digest },
+    /// Prefix of every revision link (and tag index) of a repository.
+    Revisions { name: &'a RepoName },
     TagCurrent { name: &'a RepoName, tag: &'a Tag },
     /// Prefix of every tag current link of a repository.
     Tags { name: &'a RepoName },
@@ -109,6 +112,7 @@ impl PathSpec<'_> {
             PathSpec::ManifestRevision { name, digest } => format!("{}/link", rev(name, digest)),
             PathSpec::TagIndexEntry { name, digest, tag } => format!("{}/tags/{tag}", rev(name, digest)),
             PathSpec::TagIndex { name, digest } => format!("{}/tags/", rev(name, digest)),
+            PathSpec::Revisions { name } => format!("repositories/{name}/_manifests/revisions/"),
             PathSpec::TagCurrent { name, tag } => format!("repositories/{name}/_manifests/tags/{tag}"),
             PathSpec::Tags { name } => format!("repositories/{name}/_manifests/tags/"),
             PathSpec::ReferrerEntry { name, subject, digest } => format!(
@@ -128,6 +132,27 @@ impl PathSpec<'_> {
             PathSpec::Uploads => "uploads/".to_string(),
             PathSpec::GcState => "gc/state".to_string(),
         }
+    }
+
+    /// The digest of a key listed under `Revisions { name }` if it is a revision link (the
+    /// inverse of `ManifestRevision`; tag index entries below a revision are `None`).
+    pub fn digest_of_revision_key(revisions_prefix: &str, key: &str) -> Option<Digest> {
+        let rest = key.strip_prefix(revisions_prefix)?;
+        let (alg_hex, link) = rest.rsplit_once('/')?;
+        let (alg, hex) = alg_hex.split_once('/')?;
+        (link == "link").then(|| Digest::parse(&format!("{alg}:{hex}")).ok()).flatten()
+    }
+
+    /// The digest of a key listed under `Blobs` if it is a descriptor (the inverse of
+    /// `BlobDescriptor`; data keys are `None`).
+    pub fn digest_of_descriptor_key(key: &str) -> Option<Digest> {
+        let rest = key.strip_prefix("blobs/")?.strip_suffix("/descriptor")?;
+        let mut parts = rest.split('/');
+        let (alg, _, hex) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        Digest::parse(&format!("{alg}:{hex}")).ok()
     }
 
     /// The tag of a key listed under a tag index prefix (`TagIndex`): the inverse of
@@ -188,6 +213,27 @@ mod tests {
         for (spec, key) in cases {
             assert_eq!(spec.key(), key);
         }
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let n = RepoName::parse("a/b").unwrap();
+        let t = Tag::parse("v1").unwrap();
+        for d in [Digest::of(Algorithm::Sha256, b"x"), Digest::of(Algorithm::Sha512, b"x")] {
+            let revisions = PathSpec::Revisions { name: &n }.key();
+            let rev = PathSpec::ManifestRevision { name: &n, digest: &d }.key();
+            assert_eq!(PathSpec::digest_of_revision_key(&revisions, &rev), Some(d.clone()));
+            let tag_entry = PathSpec::TagIndexEntry { name: &n, digest: &d, tag: &t }.key();
+            assert!(tag_entry.starts_with(&revisions));
+            assert_eq!(PathSpec::digest_of_revision_key(&revisions, &tag_entry), None);
+            let index = PathSpec::TagIndex { name: &n, digest: &d }.key();
+            assert_eq!(PathSpec::tag_of_index_key(&index, &tag_entry), Some(t.clone()));
+            let desc = PathSpec::BlobDescriptor { digest: &d }.key();
+            assert!(desc.starts_with(&PathSpec::Blobs.key()));
+            assert_eq!(PathSpec::digest_of_descriptor_key(&desc), Some(d.clone()));
+            assert_eq!(PathSpec::digest_of_descriptor_key(&PathSpec::BlobData { digest: &d }.key()), None);
+        }
+        assert_eq!(PathSpec::digest_of_descriptor_key("blobs/sha256/zz/nothex/descriptor"), None);
     }
 
     #[test]
