@@ -3,7 +3,8 @@
 // - push throughput of a 200 MB blob (monolithic, 10 MB chunks) and workerd's peak RSS;
 // - the cost of committing a chunked upload as sha512 without `?digest-algorithm=` (one
 //   streamed read-back of the stored bytes): time and workerd CPU;
-// - cold pull (first GET: bucket stream teed into the edge cache) and warm pull (edge cache)
+// - cold pull (first GET: the bucket's stream stored in the edge cache, then served from it) and
+//   warm pull (edge cache)
 //   of that blob, received by curl into /dev/null (Node's fetch caps at a few MB/s here);
 // - storage operations per `skopeo copy` of a 3-layer image: push, cold pull, warm pull,
 //   summed from every response's Registry-Storage-Ops header through a counting proxy.
@@ -140,7 +141,7 @@ async function registryPush(dir) {
   return { mono, chunked, readBack, readBackCpu, keys, otherDigest, peak };
 }
 
-// Cold pull (bucket stream teed into the edge cache), then warm pull (edge cache).
+// Cold pull (the bucket's stream stored in the edge cache, then served from it), then warm pull.
 async function registryPull(dir, path) {
   const { mf, url } = await startRegistry({ dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
   const blobUrl = url + path;

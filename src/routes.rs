@@ -1,4 +1,4 @@
-//! URL → typed route, and the one place that builds registry URLs back (Location, Link).
+//! URL → typed route, and the registry URLs handlers send back (Location, Link).
 //! Besides `/v2/...`, the token endpoint `/token` and `/admin/lifecycle` are routes.
 //!
 //! Repository names may contain '/', so paths are parsed from the end: the suffixes
@@ -119,54 +119,14 @@ pub fn next_link(path: &str, n: usize, last: &str, extra_query: &str) -> String 
     format!("<{path}?n={n}&last={}{extra_query}>; rel=\"next\"", percent_encode(last))
 }
 
-/// Percent-encodes a query value (names, tags and digests only need a few characters escaped).
+/// Percent-encodes a query value (`application/x-www-form-urlencoded`, as clients decode it).
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Decodes a percent-encoded query component ('+' is a space, as in forms).
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses a query string into decoded `(key, value)` pairs.
+/// Parses a query string into decoded `(key, value)` pairs ('+' is a space, as in forms).
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
+    url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 #[cfg(test)]
@@ -239,8 +199,9 @@ mod tests {
         assert_eq!(pairs[1], ("last".into(), "a/b".into()));
         assert_eq!(pairs[2], ("from".into(), "x y".into()));
         assert_eq!(pairs[3], ("mount".into(), "".into()));
-        assert_eq!(percent_decode(&percent_encode("a/b:c d")), "a/b:c d");
-        assert_eq!(percent_decode("100%"), "100%");
+        let round_trip = query_pairs(&format!("k={}", percent_encode("a/b:c d+%")));
+        assert_eq!(round_trip, vec![("k".to_string(), "a/b:c d+%".to_string())]);
+        assert_eq!(query_pairs("x=100%&y=%41"), vec![("x".into(), "100%".into()), ("y".into(), "A".into())]);
         assert_eq!(
             next_link("/v2/a/tags/list", 2, "v1", ""),
             "</v2/a/tags/list?n=2&last=v1>; rel=\"next\""

@@ -27,7 +27,7 @@ async function pull(path, headers = {}) {
   return { res, body, ops: ops(res) };
 }
 
-// The first full GET tees the blob into the edge cache after the response; wait until a GET
+// The first full GET stores the blob in the edge cache, whose write finishes after the response; wait until a GET
 // is served without touching the bucket (or give up and return the last answer).
 async function warm(path) {
   let last;

@@ -1,11 +1,15 @@
 //! The Docker token flow's bearer tokens: HS256 JWTs signed with a key from a secret, carrying
 //! the granted scopes in an `access` claim (as distribution's token server does). Verification
-//! checks the signature, `iss`, `aud`, `nbf` and `exp`; nothing is read from storage.
+//! checks the header's algorithm (HS256 only), the signature (constant-time), `iss`, `aud`,
+//! `nbf` and `exp`; nothing is read from storage. A JWT is three base64url parts joined by
+//! dots, the last an HMAC-SHA256 of the first two: written here with the hmac and sha2 the
+//! registry uses anyway, rather than a JWT crate bringing its own.
 
-use hmac_jwt::{Hmac, Mac};
-use jwt::{SignWithKey, VerifyWithKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2_jwt::Sha256;
+use sha2::Sha256;
 
 use super::scope::Scope;
 use super::Actions;
@@ -63,7 +67,39 @@ pub enum TokenError {
 
 impl TokenSigner {
     pub fn new(secret: &[u8]) -> Self {
-        TokenSigner { key: Hmac::new_from_slice(secret).expect("HMAC takes any key length") }
+        TokenSigner { key: <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length") }
+    }
+
+    /// `header.payload.signature` for these claims.
+    fn sign(&self, claims: &Claims) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("serializable"));
+        let mut mac = self.key.clone();
+        mac.update(format!("{header}.{payload}").as_bytes());
+        format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// The claims of a token whose header says HS256 and whose signature is ours.
+    fn open(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(TokenError::Malformed);
+        };
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+        }
+        let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| TokenError::Malformed)?;
+        let h: Header = serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+        if h.alg != "HS256" {
+            return Err(TokenError::Malformed);
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.key.clone();
+        mac.update(format!("{header}.{payload}").as_bytes());
+        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
     }
 
     /// A token for `user` (`None`: anonymous) granting `scopes` to `audience` (the service),
@@ -86,15 +122,12 @@ impl TokenSigner {
                 })
                 .collect(),
         };
-        claims.sign_with_key(&self.key).expect("HS256 signing cannot fail")
+        self.sign(&claims)
     }
 
     /// The claims of a valid token for `audience` at `now`.
     pub fn verify(&self, token: &str, audience: &str, now: u64) -> Result<Claims, TokenError> {
-        let claims: Claims = token.verify_with_key(&self.key).map_err(|e| match e {
-            jwt::Error::InvalidSignature | jwt::Error::RustCryptoMac(_) => TokenError::BadSignature,
-            _ => TokenError::Malformed,
-        })?;
+        let claims = self.open(token)?;
         if claims.iss != ISSUER {
             return Err(TokenError::WrongIssuer);
         }
@@ -156,7 +189,13 @@ mod tests {
         // And a token claiming another issuer, even if signed with our key, is refused.
         let mut c = signer.verify(&t, "reg", 1100).unwrap();
         c.iss = "someone-else".into();
-        let other = c.sign_with_key(&signer.key).unwrap();
+        let other = signer.sign(&c);
         assert_eq!(signer.verify(&other, "reg", 1100), Err(TokenError::WrongIssuer));
+        // Another algorithm in the header ("none" above all) is refused whatever follows.
+        let none = format!("{}.{}.", b64.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        assert_eq!(signer.verify(&none, "reg", 1100), Err(TokenError::Malformed));
+        let relabelled = format!("{}.{}.{}", b64.encode(br#"{"alg":"HS512","typ":"JWT"}"#), parts[1], parts[2]);
+        assert_eq!(signer.verify(&relabelled, "reg", 1100), Err(TokenError::Malformed));
+        assert_eq!(signer.verify(&format!("{t}.extra"), "reg", 1100), Err(TokenError::Malformed));
     }
 }

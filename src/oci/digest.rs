@@ -89,11 +89,6 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
-
-    /// The raw digest bytes (for storage checksums).
-    pub fn bytes(&self) -> Vec<u8> {
-        hex::decode(&self.hex).expect("validated hex")
-    }
 }
 
 impl fmt::Display for Digest {
@@ -114,13 +109,6 @@ impl BlobHasher {
         match algorithm {
             Algorithm::Sha256 => BlobHasher::Sha256(Sha256::new()),
             Algorithm::Sha512 => BlobHasher::Sha512(Sha512::new()),
-        }
-    }
-
-    pub fn algorithm(&self) -> Algorithm {
-        match self {
-            BlobHasher::Sha256(_) => Algorithm::Sha256,
-            BlobHasher::Sha512(_) => Algorithm::Sha512,
         }
     }
 

@@ -8,8 +8,9 @@
 //! delete calls [`FactCache::forget`] after deleting from the bucket. Where the cache is
 //! distributed (KV, other data centres' edge caches) a forgotten fact can still be served
 //! elsewhere until its entry expires: that bound is the cache's TTL, documented with its
-//! configuration. Write paths (uploads, mounts, manifest PUT checks, garbage collection) never
-//! read through this cache; they read the bucket.
+//! configuration. Write paths (uploads, mounts, manifest PUT checks, the sweep) never read
+//! through this cache; they read the bucket. The collector's mark phase does read revisions and
+//! manifest bytes through it: a stale entry can only make it keep a blob longer, never lose one.
 
 use async_trait::async_trait;
 

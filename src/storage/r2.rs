@@ -4,7 +4,7 @@
 //! Every operation is counted on the request's [`Meter`] by its R2 class.
 
 use async_trait::async_trait;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -132,20 +132,9 @@ export async function finishWrite(w) {
   return await w.done;
 }
 
-export async function createMultipart(bucket, key) {
-  return (await bucket.createMultipartUpload(key)).uploadId;
-}
-
-export async function completeMultipart(bucket, key, uploadId, parts) {
-  await bucket.resumeMultipartUpload(key, uploadId).complete(parts);
-}
-
-export async function abortMultipart(bucket, key, uploadId) {
-  await bucket.resumeMultipartUpload(key, uploadId).abort();
-}
-
 // Streams a request body of known length straight to `key`, letting R2 verify its digest.
-// Returns "ok", "mismatch" (nothing stored) or throws on other failures.
+// Returns "ok", "mismatch" (nothing stored) or throws on other failures. R2 reports a checksum
+// that does not match with its documented error code 10037 (BadDigest) closing the message.
 export async function putVerified(bucket, key, body, len, algorithm, hex) {
   const { readable, writable } = new FixedLengthStream(len);
   const piping = body ? body.pipeTo(writable) : writable.close();
@@ -153,7 +142,7 @@ export async function putVerified(bucket, key, body, len, algorithm, hex) {
   try {
     await bucket.put(key, readable, { [algorithm]: hex });
   } catch (e) {
-    if (/checksum|digest|match/i.test(String(e && e.message))) return "mismatch";
+    if (/\(10037\)\s*$/.test(String(e && e.message))) return "mismatch";
     throw e;
   }
   await piping;
@@ -177,12 +166,6 @@ extern "C" {
     async fn write_piece(w: &JsValue, piece: &Uint8Array) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = finishWrite, catch)]
     async fn finish_write(w: &JsValue) -> std::result::Result<JsValue, JsValue>;
-    #[wasm_bindgen(js_name = createMultipart, catch)]
-    async fn create_multipart(bucket: &JsValue, key: &str) -> std::result::Result<JsValue, JsValue>;
-    #[wasm_bindgen(js_name = completeMultipart, catch)]
-    async fn complete_multipart(bucket: &JsValue, key: &str, upload_id: &str, parts: Array) -> std::result::Result<JsValue, JsValue>;
-    #[wasm_bindgen(js_name = abortMultipart, catch)]
-    async fn abort_multipart(bucket: &JsValue, key: &str, upload_id: &str) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = putVerified, catch)]
     async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
 }
@@ -383,7 +366,7 @@ impl Writer for R2Writer {
 
     async fn finish(self) -> Result<String> {
         let etag = finish_write(&self.inner).await.map_err(js_err("finish write"))?;
-        Ok(etag.as_string().unwrap_or_default())
+        etag.as_string().filter(|e| !e.is_empty()).ok_or_else(|| RegistryError::internal("R2 returned a write without an etag"))
     }
 }
 
@@ -394,8 +377,12 @@ impl PartSink for R2 {
 
     async fn create_multipart(&self, key: &str) -> Result<String> {
         self.meter.add(Op::R2ClassA, 1);
-        let id = create_multipart(self.raw(), key).await.map_err(js_err("create multipart"))?;
-        Ok(id.as_string().unwrap_or_default())
+        let upload = self.bucket.create_multipart_upload(key).execute().await.map_err(worker_err("create multipart"))?;
+        let id = upload.upload_id().await;
+        if id.is_empty() {
+            return Err(RegistryError::internal("R2 created a multipart upload without an uploadId"));
+        }
+        Ok(id)
     }
 
     async fn start(&self, target: Target<'_>, len: u64, prefix: &[String]) -> Result<R2Writer> {
@@ -413,22 +400,15 @@ impl PartSink for R2 {
 
     async fn complete(&self, key: &str, upload_id: &str, parts: &[(u16, String)]) -> Result<()> {
         self.meter.add(Op::R2ClassA, 1);
-        let list: Array = parts
-            .iter()
-            .map(|(n, etag)| {
-                let o = Object::new();
-                let _ = Reflect::set(&o, &"partNumber".into(), &JsValue::from(*n));
-                let _ = Reflect::set(&o, &"etag".into(), &JsValue::from_str(etag));
-                JsValue::from(o)
-            })
-            .collect();
-        complete_multipart(self.raw(), key, upload_id, list).await.map_err(js_err("complete multipart"))?;
+        let upload = self.bucket.resume_multipart_upload(key, upload_id).map_err(worker_err("resume multipart"))?;
+        let parts = parts.iter().map(|(n, etag)| worker::UploadedPart::new(*n, etag.clone()));
+        upload.complete(parts).await.map_err(worker_err("complete multipart"))?;
         Ok(())
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<()> {
-        abort_multipart(self.raw(), key, upload_id).await.map_err(js_err("abort multipart"))?;
-        Ok(())
+        let upload = self.bucket.resume_multipart_upload(key, upload_id).map_err(worker_err("resume multipart"))?;
+        upload.abort().await.map_err(worker_err("abort multipart"))
     }
 
     async fn digest_of(&self, key: &str, algorithm: Algorithm) -> Result<Option<Digest>> {
