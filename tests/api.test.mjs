@@ -1,6 +1,7 @@
 // The OCI distribution API over real HTTP on the emulator: every endpoint and its errors.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import {
   registry, sha256, sha512, errorCode, startUpload, pushBlob, imageManifest, putManifest, OCI_MANIFEST, OCI_INDEX,
 } from "./helpers.mjs";
@@ -50,16 +51,26 @@ test("chunked upload of 22+20 bytes, out-of-order chunk and stale location get 4
   assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
 });
 
-test("PUT with the final chunk, streamed PATCH without Content-Range", async () => {
-  const data = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+// A body of unknown length: chunked transfer encoding, no Content-Length.
+const streamOf = (buf) =>
+  new ReadableStream({
+    start(c) {
+      for (let at = 0; at < buf.length; at += 65536) c.enqueue(buf.subarray(at, at + 65536));
+      c.close();
+    },
+  });
+
+test("streamed PATCH and streamed final PUT (no Content-Length, no Content-Range), read back byte-exact", async () => {
+  const data = randomBytes(3 * 1024 * 1024 + 17);
   const loc = await startUpload(reg, "streamed");
-  let res = await reg.fetch(loc, { method: "PATCH", body: data.subarray(0, 1000000) });
+  let res = await reg.fetch(loc, { method: "PATCH", body: streamOf(data.subarray(0, 1000000)), duplex: "half" });
   assert.equal(res.status, 202);
-  res = await reg.fetch(`${res.headers.get("location")}&digest=${sha256(data)}`, { method: "PUT", body: data.subarray(1000000) });
+  assert.equal(res.headers.get("range"), "0-999999");
+  res = await reg.fetch(`${res.headers.get("location")}&digest=${sha256(data)}`, { method: "PUT", body: streamOf(data.subarray(1000000)), duplex: "half" });
   assert.equal(res.status, 201);
-  res = await reg.fetch(`/v2/streamed/blobs/${sha256(data)}`, { method: "HEAD" });
+  res = await reg.fetch(`/v2/streamed/blobs/${sha256(data)}`);
   assert.equal(res.status, 200);
-  assert.equal(res.headers.get("content-length"), String(data.length));
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
 });
 
 test("monolithic POST ?digest=, digest mismatch stores nothing", async () => {
@@ -68,11 +79,12 @@ test("monolithic POST ?digest=, digest mismatch stores nothing", async () => {
   let res = await reg.fetch(`/v2/mono/blobs/${digest}`);
   assert.equal(await res.text(), "monolithic blob");
   const wrong = sha256(Buffer.from("something else"));
+  const stored = async () => (await (await reg.bucket()).list()).objects.map((o) => o.key).sort();
+  const before = await stored();
   res = await reg.fetch(`/v2/mono/blobs/uploads/?digest=${wrong}`, { method: "POST", body: data });
   assert.equal(res.status, 400);
   assert.equal(await errorCode(res), "DIGEST_INVALID");
-  res = await reg.fetch(`/v2/mono/blobs/${wrong}`, { method: "HEAD" });
-  assert.equal(res.status, 404);
+  assert.deepEqual(await stored(), before, "the refused body left no object in the bucket");
   // Chunked upload committed with the wrong digest: DIGEST_INVALID, upload gone.
   const loc = await startUpload(reg, "mono");
   res = await reg.fetch(loc, { method: "PATCH", body: data });
@@ -93,9 +105,14 @@ test("sha512 blobs: monolithic, and chunked with digest-algorithm", async () => 
   assert.equal(await res.text(), "sha512 content");
   const other = Buffer.from("chunked sha512");
   res = await reg.fetch(`/v2/s512/blobs/uploads/?digest-algorithm=sha512`, { method: "POST" });
+  assert.equal(res.status, 202);
   res = await reg.fetch(res.headers.get("location"), { method: "PATCH", body: other });
+  assert.equal(res.status, 202);
   res = await reg.fetch(`${res.headers.get("location")}&digest=${sha512(other)}`, { method: "PUT" });
   assert.equal(res.status, 201);
+  res = await reg.fetch(`/v2/s512/blobs/${sha512(other)}`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), other);
 });
 
 test("blob GET: Range, 416, multi-range, If-None-Match, HEAD, DELETE", async () => {
@@ -231,8 +248,12 @@ test("tags list pagination, catalog, NAME_UNKNOWN", async () => {
   res = await reg.fetch(`/v2/never/pushed/tags/list`);
   assert.equal(res.status, 404);
   assert.equal(await errorCode(res), "NAME_UNKNOWN");
+  // A second repository of this test's own, so the catalog has more than one page of one.
+  assert.equal((await putManifest(reg, `${name}/second`, "v1", imageManifest(await pushBlob(reg, `${name}/second`, Buffer.from("{}")), []))).status, 201);
   res = await reg.fetch(`/v2/_catalog`);
-  assert.ok((await res.json()).repositories.includes(name));
+  const all = (await res.json()).repositories;
+  assert.ok(all.includes(name) && all.includes(`${name}/second`));
+  assert.deepEqual(all, [...all].sort(), "lexical order");
   res = await reg.fetch(`/v2/_catalog?n=1`);
   assert.equal((await res.json()).repositories.length, 1);
   assert.match(res.headers.get("link"), /rel="next"/);

@@ -45,9 +45,11 @@ test("skopeo copy in, list tags, restart, copy out: digests match", { skip }, as
 });
 
 test("podman pulls the image and pushes it under a new name", { skip }, async () => {
+  // Its own image, pushed here: the test does not depend on another having run.
+  sh("skopeo", ["copy", "--dest-tls-verify=false", `oci:${join(work, "img")}:v1`, `docker://${host}/clients/podman-src:v1`]);
   const storage = ["--root", join(work, "podman-root"), "--runroot", join(work, "podman-run"), "--storage-driver", "vfs"];
-  sh("podman", [...storage, "pull", "--tls-verify=false", `${host}/clients/img:v1`]);
-  sh("podman", [...storage, "push", "--tls-verify=false", `${host}/clients/img:v1`, `${host}/clients/copy:v2`]);
+  sh("podman", [...storage, "pull", "--tls-verify=false", `${host}/clients/podman-src:v1`]);
+  sh("podman", [...storage, "push", "--tls-verify=false", `${host}/clients/podman-src:v1`, `${host}/clients/copy:v2`]);
   const tags = JSON.parse(sh("skopeo", ["list-tags", "--tls-verify=false", `docker://${host}/clients/copy`]));
   assert.deepEqual(tags.Tags, ["v2"]);
   const res = await reg.fetch(`/v2/clients/copy/manifests/v2`);

@@ -307,3 +307,43 @@ test("a PATCH whose worker dies mid-body: the resume gets 429 with Retry-After, 
   assert.equal(res.status, 201);
   assert.deepEqual(await readBlob(name, sha256(data)), data);
 });
+
+test("a client that disconnects mid-PATCH resumes from the Range the registry reports", async () => {
+  const name = "exact/disconnect";
+  const data = randomBytes(2 * 1024 * 1024);
+  const first = data.subarray(0, 512 * 1024);
+  let loc = await post(name);
+  let res = await reg.fetch(loc, { method: "PATCH", body: first, headers: { "content-range": `0-${first.length - 1}` } });
+  assert.equal(res.status, 202);
+  loc = res.headers.get("location");
+  // The next chunk is cut off after 256 KiB: the client goes away.
+  const abort = new AbortController();
+  const cut = new ReadableStream({
+    start(c) {
+      c.enqueue(data.subarray(first.length, first.length + 256 * 1024));
+      setTimeout(() => abort.abort(), 200);
+    },
+  });
+  await assert.rejects(reg.fetch(loc, { method: "PATCH", body: cut, duplex: "half", signal: abort.signal }), /abort/i);
+  // The registry reports what it kept; the resume from there succeeds (retrying on 429 while
+  // the request that lost its client is still being wound up).
+  let status;
+  for (let i = 0; i < 100; i++) {
+    status = await reg.fetch(loc);
+    if (status.status === 204) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(status.status, 204);
+  const kept = Number(status.headers.get("range").split("-")[1]) + 1;
+  assert.equal(kept, first.length, "the cut chunk does not count");
+  const rest = data.subarray(kept);
+  for (let i = 0; ; i++) {
+    res = await reg.fetch(loc, { method: "PATCH", body: rest, headers: { "content-range": `${kept}-${data.length - 1}` } });
+    if (res.status !== 429 || i > 20) break;
+    await new Promise((r) => setTimeout(r, Number(res.headers.get("retry-after")) * 1000));
+  }
+  assert.equal(res.status, 202);
+  res = await reg.fetch(withDigest(res.headers.get("location"), sha256(data)), { method: "PUT" });
+  assert.equal(res.status, 201);
+  assert.deepEqual(await readBlob(name, sha256(data)), data);
+});

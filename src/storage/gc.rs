@@ -152,7 +152,7 @@ impl Budget {
 }
 
 /// Advances `state` by at most `budget` bucket operations (a little more when one manifest's
-/// reading overruns it).
+/// reading overruns it). A step that completes the marking stops there (but for a dry run).
 pub async fn step<B, F>(bucket: &B, facts: &F, state: &mut GcState, grace_ms: u64, budget: u64, dry_run: bool) -> Result<Step>
 where
     B: Bucket + ?Sized,
@@ -162,7 +162,15 @@ where
     let mut out = Step::default();
     while budget.left() {
         match state.phase {
-            Phase::Mark => mark_some(bucket, facts, state, &mut budget, dry_run).await?,
+            Phase::Mark => {
+                mark_some(bucket, facts, state, &mut budget, dry_run).await?;
+                if state.phase == Phase::Sweep && !dry_run {
+                    // Marking is complete: the sweep starts with the next run, from a clean
+                    // checkpoint (and a run's summary says which phase it left). A dry run is
+                    // one step from scratch and goes on.
+                    break;
+                }
+            }
             Phase::Sweep => {
                 if sweep_some(bucket, facts, state, grace_ms.max(MIN_GRACE_MS), &mut budget, dry_run, &mut out).await? {
                     out.finished = true;
