@@ -94,6 +94,8 @@ mod tests {
         assert_eq!(blob_range(Some("bytes=5-2"), 10), Whole);
         assert_eq!(blob_range(Some("items=0-1"), 10), Whole);
         assert_eq!(blob_range(Some("bytes=0-0"), 0), Unsatisfiable);
+        assert_eq!(blob_range(Some("bytes=-3"), 0), Unsatisfiable);
+        assert_eq!(blob_range(Some("bytes=-1"), 1), Part { start: 0, end: 0 });
     }
 
     #[test]
@@ -109,6 +111,14 @@ mod tests {
         assert_eq!(chunk_start("0-2/2", Some(3)), None);
         assert_eq!(chunk_start("0-2/", Some(3)), None);
         assert_eq!(chunk_start("-2", None), None);
+        assert_eq!(chunk_start("5-5", Some(1)), Some(5));
         assert_eq!(chunk_start("0-", None), None);
+    }
+
+    #[test]
+    fn upload_ranges() {
+        assert_eq!(upload_range(0), "0-0");
+        assert_eq!(upload_range(1), "0-0");
+        assert_eq!(upload_range(42), "0-41");
     }
 }
