@@ -147,5 +147,9 @@ mod tests {
         assert!(matches!(Reference::parse(d).unwrap(), Reference::Digest(_)));
         assert_eq!(Reference::parse("sha256:zz").unwrap_err().code, Code::DigestInvalid);
         assert_eq!(Reference::parse(".INVALID_MANIFEST_NAME").unwrap_err().code, Code::TagInvalid);
+        // References and tags print as they were written.
+        assert_eq!(Reference::parse("latest").unwrap().to_string(), "latest");
+        assert_eq!(Reference::parse(d).unwrap().to_string(), d);
+        assert_eq!(Tag::parse("v1.2").unwrap().as_str(), "v1.2");
     }
 }
