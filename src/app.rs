@@ -177,8 +177,14 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The first value of the query parameter `key`.
     pub fn query(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.query_all(key).next()
+    }
+
+    /// Every value of a query parameter that may repeat (`?tag=a&tag=b`, `?scope=...&scope=...`).
+    pub fn query_all<'q: 'k, 'k>(&'q self, key: &'k str) -> impl Iterator<Item = &'q str> + 'k {
+        self.query.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

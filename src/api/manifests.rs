@@ -45,7 +45,7 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes")));
     }
     // `?tag=a&tag=b`: more tags for the same manifest; any invalid one refuses the whole PUT.
-    let tags = cx.query.iter().filter(|(k, _)| k == "tag").map(|(_, v)| Tag::parse(v)).collect::<Result<Vec<Tag>>>()?;
+    let tags = cx.query_all("tag").map(Tag::parse).collect::<Result<Vec<Tag>>>()?;
     let content_type = cx.header("content-type");
     let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
     let (r2, now, id) = (&cx.app.r2, cx.now_ms(), cx.new_id());

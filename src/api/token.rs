@@ -14,7 +14,7 @@ pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let auth = &cx.app.config.auth;
     let now_ms = cx.now_ms();
     let user = access::token_user(auth, cx.header("authorization").as_deref(), now_ms)?;
-    let requested: Vec<&str> = cx.query.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
+    let requested: Vec<&str> = cx.query_all("scope").collect();
     let scopes = access::grant(auth, user.as_deref(), &requested);
     if cx.query("service").is_some_and(|s| s != auth.service) {
         return Err(RegistryError::new(Code::Unsupported, format!("this registry's service is {:?}", auth.service)));
