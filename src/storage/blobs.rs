@@ -70,10 +70,7 @@ pub async fn descriptor<B: Bucket + ?Sized>(bucket: &B, digest: &Digest) -> Resu
 /// that no collection can take it (see the module docs). `None` if there is no such blob or it
 /// was collected.
 pub async fn claim<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, now: u64) -> Result<Option<BlobDescriptor>> {
-    match claim_or_record(bucket, digest, None, now).await? {
-        Some((desc, _)) => Ok(Some(desc)),
-        None => Ok(None),
-    }
+    Ok(claim_or_record(bucket, digest, None, now).await?.map(|(desc, _)| desc))
 }
 
 /// The one place descriptors are written for a new reference. Claims the blob if it exists;
@@ -87,28 +84,51 @@ async fn claim_or_record<B: Bucket + ?Sized>(
     fresh: Option<(u64, &str)>,
     now: u64,
 ) -> Result<Option<(BlobDescriptor, bool)>> {
+    update(bucket, digest, |current| match (current, fresh) {
+        (Some((desc, _)), _) if !desc.doomed && desc.touched + TOUCH_FRESH_MS > now => Change::Keep(Some((desc, false))),
+        (Some((mut desc, etag)), _) if !desc.doomed => {
+            desc.touched = now;
+            Change::Write(desc.clone(), PutIf::EtagMatches(etag), Some((desc, false)))
+        }
+        (_, None) => Change::Keep(None),
+        (current, Some((size, object))) => {
+            let desc = BlobDescriptor { size, object: object.to_string(), touched: now, doomed: false, marked: 0 };
+            let cond = match current {
+                Some((_tombstone, etag)) => PutIf::EtagMatches(etag),
+                None => PutIf::Absent,
+            };
+            Change::Write(desc.clone(), cond, Some((desc, true)))
+        }
+    })
+    .await
+}
+
+/// What [`update`] does with the descriptor it read.
+enum Change<T> {
+    /// Nothing to write; the answer.
+    Keep(T),
+    /// Write this descriptor on this condition; the answer once it is written.
+    Write(BlobDescriptor, PutIf, T),
+}
+
+/// Reads the descriptor of `digest` (with its etag; `None` if there is none) and applies what
+/// `change` decides, with a conditional put on what was read. When another writer got there
+/// first (a claim, a stamp, a doom, a racing create), reads again and decides again.
+async fn update<B: Bucket + ?Sized, T>(
+    bucket: &B,
+    digest: &Digest,
+    mut change: impl FnMut(Option<(BlobDescriptor, String)>) -> Change<T>,
+) -> Result<T> {
     let key = PathSpec::BlobDescriptor { digest }.key();
     for _ in 0..5 {
-        let (desc, cond, created) = match (descriptor(bucket, digest).await?, fresh) {
-            (Some((desc, _)), _) if !desc.doomed && desc.touched + TOUCH_FRESH_MS > now => return Ok(Some((desc, false))),
-            (Some((mut desc, etag)), _) if !desc.doomed => {
-                desc.touched = now;
-                (desc, PutIf::EtagMatches(etag), false)
+        match change(descriptor(bucket, digest).await?) {
+            Change::Keep(answer) => return Ok(answer),
+            Change::Write(desc, cond, answer) => {
+                if bucket.put(&key, desc.to_json(), None, cond).await?.is_some() {
+                    return Ok(answer);
+                }
             }
-            (_, None) => return Ok(None),
-            (current, Some((size, object))) => {
-                let desc = BlobDescriptor { size, object: object.to_string(), touched: now, doomed: false, marked: 0 };
-                let cond = match current {
-                    Some((_tombstone, etag)) => PutIf::EtagMatches(etag),
-                    None => PutIf::Absent,
-                };
-                (desc, cond, true)
-            }
-        };
-        if bucket.put(&key, desc.to_json(), None, cond).await?.is_some() {
-            return Ok(Some((desc, created)));
         }
-        // Someone else created, claimed or doomed it meanwhile: look again.
     }
     Err(RegistryError::internal(format!("descriptor of {digest} kept changing")))
 }
@@ -126,18 +146,14 @@ pub async fn fresh_data_key<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, id:
 /// unless it already is; a missing or doomed blob is left alone. A conditional put on the etag
 /// read, so a concurrent claim is never overwritten (nor it the stamp: the loser reads again).
 pub async fn stamp<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, epoch: u64) -> Result<()> {
-    let key = PathSpec::BlobDescriptor { digest }.key();
-    for _ in 0..5 {
-        let Some((mut desc, etag)) = descriptor(bucket, digest).await? else { return Ok(()) };
-        if desc.doomed || desc.marked >= epoch {
-            return Ok(());
+    update(bucket, digest, |current| match current {
+        Some((mut desc, etag)) if !desc.doomed && desc.marked < epoch => {
+            desc.marked = epoch;
+            Change::Write(desc, PutIf::EtagMatches(etag), ())
         }
-        desc.marked = epoch;
-        if bucket.put(&key, desc.to_json(), None, PutIf::EtagMatches(etag)).await?.is_some() {
-            return Ok(());
-        }
-    }
-    Err(RegistryError::internal(format!("descriptor of {digest} kept changing")))
+        _ => Change::Keep(()),
+    })
+    .await
 }
 
 /// One page of the stored blobs, in key order, after the cursor `after`.
