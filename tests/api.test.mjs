@@ -3,7 +3,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
-  registry, sha256, sha512, errorCode, startUpload, pushBlob, imageManifest, putManifest, OCI_MANIFEST, OCI_INDEX,
+  registry, sha256, sha512, errorCode, startUpload, pushBlob, imageManifest, putManifest, streamOf, OCI_MANIFEST, OCI_INDEX,
 } from "./helpers.mjs";
 
 let reg;
@@ -50,15 +50,6 @@ test("chunked upload of 22+20 bytes, out-of-order chunk and stale location get 4
   assert.equal(res.status, 200);
   assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
 });
-
-// A body of unknown length: chunked transfer encoding, no Content-Length.
-const streamOf = (buf) =>
-  new ReadableStream({
-    start(c) {
-      for (let at = 0; at < buf.length; at += 65536) c.enqueue(buf.subarray(at, at + 65536));
-      c.close();
-    },
-  });
 
 test("streamed PATCH and streamed final PUT (no Content-Length, no Content-Range), read back byte-exact", async () => {
   const data = randomBytes(3 * 1024 * 1024 + 17);

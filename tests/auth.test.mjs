@@ -8,15 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { registry, sha256, errorCode, imageManifest } from "./helpers.mjs";
+import { registry, sha256, errorCode, imageManifest, HTPASSWD, basicAuth } from "./helpers.mjs";
 import { skipClients, sh, buildImage } from "./tools.mjs";
 
-// htpasswd -B (bcrypt, cost 5): alice/alice-pw, bob/bob-pw, admin/admin-pw.
-const HTPASSWD = [
-  "alice:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO",
-  "bob:$2b$05$Xcjef/yN/P6hyz5p6dWGy.YLcBR3QhddGgUemzt8BWyQj3JKPlmpK",
-  "admin:$2b$05$UUPev.39dtDY4RQ3.qz5Ter4Nbe21./Ul9sTctTGmTokul5OWhfLa",
-].join("\n");
 const RULES = JSON.stringify([
   { user: "alice", repos: ["alice/*", "public/*"], actions: ["pull", "push", "delete"] },
   { user: "bob", repos: ["alice/*", "public/*"], actions: ["pull"] },
@@ -33,7 +27,7 @@ after(async () => {
   await reg.close();
 });
 
-const basic = (user) => ({ authorization: "Basic " + Buffer.from(`${user}:${user}-pw`).toString("base64") });
+const basic = (user) => ({ authorization: basicAuth(user) });
 const bearer = (token) => ({ authorization: `Bearer ${token}` });
 
 async function token(user, ...scopes) {

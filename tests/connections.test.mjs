@@ -4,20 +4,14 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { registry, sha256 } from "./helpers.mjs";
+import { registry, sha256, HTPASSWD, basicAuth } from "./helpers.mjs";
 import { Connection } from "./keepalive.mjs";
 
-// htpasswd -B (bcrypt, cost 5): alice/alice-pw, bob/bob-pw, admin/admin-pw.
-const HTPASSWD = [
-  "alice:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO",
-  "bob:$2b$05$Xcjef/yN/P6hyz5p6dWGy.YLcBR3QhddGgUemzt8BWyQj3JKPlmpK",
-  "admin:$2b$05$UUPev.39dtDY4RQ3.qz5Ter4Nbe21./Ul9sTctTGmTokul5OWhfLa",
-].join("\n");
 const RULES = JSON.stringify([
   { user: "bob", repos: ["alice/*"], actions: ["pull"] },
   { user: "admin", repos: ["*"], actions: ["pull", "push", "delete"] },
 ]);
-const basic = (user) => "Basic " + Buffer.from(`${user}:${user}-pw`).toString("base64");
+const basic = basicAuth;
 
 let open, guarded;
 before(async () => {

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { registry, sha256, sha512, errorCode, pushBlob, imageManifest, putManifest, OCI_MANIFEST, OCI_INDEX } from "./helpers.mjs";
+import { registry, sha256, sha512, errorCode, pushBlob, imageManifest, putManifest, streamOf, OCI_MANIFEST, OCI_INDEX } from "./helpers.mjs";
 
 let reg;
 // A 10 s upload lease: long enough to outlive an emulator restart, short enough to wait out.
@@ -25,15 +25,6 @@ async function readBlob(name, digest) {
   assert.equal(res.headers.get("docker-content-digest"), digest);
   return Buffer.from(await res.arrayBuffer());
 }
-
-// A body of unknown length (chunked transfer encoding), in pieces.
-const streamOf = (buf, piece = 65536) =>
-  new ReadableStream({
-    start(c) {
-      for (let at = 0; at < buf.length; at += piece) c.enqueue(buf.subarray(at, at + piece));
-      c.close();
-    },
-  });
 
 test("sha512 without a hint: monolithic, chunked, streamed, empty and {} blobs, then a mount", async () => {
   const name = "exact/sha512";

@@ -16,6 +16,18 @@ export async function registry(extra = {}) {
     fetch: (p, init = {}) => fetch(url(p), { redirect: "manual", ...init }),
     // The bucket, as the emulator stores it (to inspect, or to age objects in tests).
     bucket: () => r.mf.getR2Bucket("BLOBS"),
+    // Every key in the bucket under `prefix`, in order.
+    async keys(prefix = "") {
+      const bucket = await r.mf.getR2Bucket("BLOBS");
+      const out = [];
+      let cursor;
+      do {
+        const page = await bucket.list({ prefix, cursor });
+        out.push(...page.objects.map((o) => o.key));
+        cursor = page.truncated ? page.cursor : undefined;
+      } while (cursor);
+      return out;
+    },
     // Fires the cron trigger once.
     async scheduled() {
       const worker = await r.mf.getWorker();
@@ -85,3 +97,23 @@ export function imageManifest(config, layers, extra = {}) {
 export async function putManifest(reg, name, ref, bytes, type = OCI_MANIFEST) {
   return reg.fetch(`/v2/${name}/manifests/${ref}`, { method: "PUT", body: bytes, headers: { "content-type": type } });
 }
+
+// Users for access-control tests, as `htpasswd -B` (bcrypt, cost 5) writes them:
+// alice/alice-pw, bob/bob-pw, admin/admin-pw.
+export const HTPASSWD = [
+  "alice:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO",
+  "bob:$2b$05$Xcjef/yN/P6hyz5p6dWGy.YLcBR3QhddGgUemzt8BWyQj3JKPlmpK",
+  "admin:$2b$05$UUPev.39dtDY4RQ3.qz5Ter4Nbe21./Ul9sTctTGmTokul5OWhfLa",
+].join("\n");
+
+// The `Authorization` value of one of those users, with the password `<user>-pw`.
+export const basicAuth = (user) => "Basic " + Buffer.from(`${user}:${user}-pw`).toString("base64");
+
+// A request body of unknown length (chunked transfer encoding), handed over in pieces.
+export const streamOf = (buf, piece = 65536) =>
+  new ReadableStream({
+    start(c) {
+      for (let at = 0; at < buf.length; at += piece) c.enqueue(buf.subarray(at, at + piece));
+      c.close();
+    },
+  });

@@ -18,18 +18,6 @@ afterEach(async () => {
   await reg.close();
 });
 
-async function keys(prefix = "") {
-  const bucket = await reg.bucket();
-  const out = [];
-  let cursor;
-  do {
-    const page = await bucket.list({ prefix, cursor });
-    out.push(...page.objects.map((o) => o.key));
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  return out;
-}
-
 // Rewrites a JSON record in the bucket.
 async function rewrite(key, change) {
   const bucket = await reg.bucket();
@@ -41,7 +29,7 @@ async function rewrite(key, change) {
 
 // Makes every blob look as if it was last stored or claimed long ago.
 async function ageBlobs() {
-  for (const key of await keys("blobs/")) {
+  for (const key of await reg.keys("blobs/")) {
     if (key.endsWith("/descriptor")) await rewrite(key, (d) => (d.touched = 0));
   }
 }
@@ -81,7 +69,7 @@ test("the cron trigger purges abandoned uploads with their multipart parts and k
   assert.equal(res.status, 202);
   const state = JSON.parse(await (await (await reg.bucket()).get(`uploads/${oldId}/state`)).text());
   assert.ok(state.multipart_id, "a part was written");
-  assert.ok((await keys(`objects/${oldId}/`)).length > 0, "a pending piece was written");
+  assert.ok((await reg.keys(`objects/${oldId}/`)).length > 0, "a pending piece was written");
   // Started two days ago.
   await rewrite(`uploads/${oldId}/state`, (s) => (s.started_at -= 48 * 3600 * 1000));
   const fresh = await startUpload(reg, "life/up");
@@ -91,8 +79,8 @@ test("the cron trigger purges abandoned uploads with their multipart parts and k
   await reg.scheduled();
 
   assert.equal(await errorCode(await reg.fetch(`/v2/life/up/blobs/uploads/${oldId}`)), "BLOB_UPLOAD_UNKNOWN");
-  assert.deepEqual(await keys(`objects/${oldId}/`), []);
-  assert.deepEqual(await keys(`uploads/${oldId}/`), []);
+  assert.deepEqual(await reg.keys(`objects/${oldId}/`), []);
+  assert.deepEqual(await reg.keys(`uploads/${oldId}/`), []);
   // The multipart upload was aborted: it takes no more parts.
   const bucket = await reg.bucket();
   await assert.rejects(bucket.resumeMultipartUpload(`objects/${oldId}/data`, state.multipart_id).uploadPart(2, "x"), /upload|not exist|not found/i);
@@ -118,13 +106,13 @@ test("garbage collection: a deleted image's blobs go, shared layers stay; a dry 
   assert.equal(runs[runs.length - 1].gc.blobs_deleted, 0, "nothing older than the grace period yet");
 
   await ageBlobs();
-  const before = await keys();
+  const before = await reg.keys();
   const dry = await collectAll("?dry_run=true&budget=1000");
   const last = dry[dry.length - 1];
   assert.equal(last.dry_run, true);
   assert.equal(last.gc.blobs_deleted, 2, "b's own layer and b's manifest");
   assert.equal(last.gc.bytes_freed, 25_000 + b.manifest.length);
-  assert.deepEqual(await keys(), before, "a dry run writes nothing");
+  assert.deepEqual(await reg.keys(), before, "a dry run writes nothing");
 
   runs = await collectAll();
   assert.equal(runs[runs.length - 1].gc.blobs_deleted, 2, "the collection's totals");

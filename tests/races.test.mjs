@@ -14,18 +14,6 @@ after(async () => {
   await reg.close();
 });
 
-async function keys(prefix) {
-  const bucket = await reg.bucket();
-  const out = [];
-  let cursor;
-  do {
-    const page = await bucket.list({ prefix, cursor });
-    out.push(...page.objects.map((o) => o.key));
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  return out;
-}
-
 // A chunked upload of `bytes` to `name`, stopping before the commit; returns the commit URL.
 async function uploadUncommitted(name, bytes) {
   let res = await reg.fetch(`/v2/${name}/blobs/uploads/`, { method: "POST" });
@@ -46,7 +34,7 @@ async function commitTogether(bytes, round) {
   const commits = [];
   for (const n of names) commits.push(await uploadUncommitted(n, bytes));
   // Each upload holds its own copy (a multipart upload or a piece, completed in place on commit).
-  assert.equal((await keys("uploads/")).length, 8);
+  assert.equal((await reg.keys("uploads/")).length, 8);
   const results = await Promise.all(commits.map((url) => reg.fetch(url, { method: "PUT" })));
   for (const res of results) assert.equal(res.status, 201);
   for (const n of new Set(names)) {
@@ -56,7 +44,7 @@ async function commitTogether(bytes, round) {
   }
   const hex = digest.slice("sha256:".length);
   const descriptor = JSON.parse(await (await (await reg.bucket()).get(`blobs/sha256/${hex.slice(0, 2)}/${hex}/descriptor`)).text());
-  const data = [...(await keys("objects/")), ...(await keys("blobs/"))].filter((k) => !k.endsWith("/descriptor"));
+  const data = [...(await reg.keys("objects/")), ...(await reg.keys("blobs/"))].filter((k) => !k.endsWith("/descriptor"));
   return { data, object: descriptor.object };
 }
 
@@ -65,7 +53,7 @@ test("8 uploads of one blob committed at once leave exactly one copy of the byte
   for (const [round, size] of sizes.entries()) {
     const { data, object } = await commitTogether(randomBytes(size), round);
     assert.deepEqual(data, [object], `round ${round}: one stored copy, the one the descriptor names`);
-    assert.deepEqual(await keys("uploads/"), [], "no upload state left");
+    assert.deepEqual(await reg.keys("uploads/"), [], "no upload state left");
     // The next round starts from an empty bucket of data objects.
     await (await reg.bucket()).delete(data);
   }
@@ -83,7 +71,7 @@ test("a cron run and admin runs started together: exactly one holds the collecti
     );
   }
   for (let round = 0; round < 3; round++) {
-    assert.deepEqual(await keys("gc/"), [], "no collection state yet");
+    assert.deepEqual(await reg.keys("gc/"), [], "no collection state yet");
     const admin = () => reg.fetch("/admin/lifecycle?budget=1000", { method: "POST" }).then((r) => r.json());
     const [, ...answers] = await Promise.all([reg.scheduled(), admin(), admin(), admin()]);
     // Runs that held the collection did so one after another, never at the same time.
@@ -93,7 +81,7 @@ test("a cron run and admin runs started together: exactly one holds the collecti
       assert.ok(held[i].started_ms >= held[i - 1].finished_ms, `runs overlapped: ${JSON.stringify(held)}`);
     }
     // Finish it, so the next round starts from no state again.
-    for (let i = 0; i < 50 && (await keys("gc/")).length; i++) {
+    for (let i = 0; i < 50 && (await reg.keys("gc/")).length; i++) {
       const s = await reg.fetch("/admin/lifecycle?budget=1000", { method: "POST" }).then((r) => r.json());
       if (s.gc_skipped) await new Promise((r) => setTimeout(r, 50));
     }

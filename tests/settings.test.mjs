@@ -9,10 +9,11 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readSettings } from "../miniflare/settings.mjs";
+import { HTPASSWD, basicAuth } from "./helpers.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-// htpasswd -B (bcrypt, cost 5): alice/alice-pw.
-const ALICE = "alice:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO";
+// alice/alice-pw alone.
+const ALICE = HTPASSWD.split("\n")[0];
 
 test("wrangler.toml [vars] < .dev.vars < environment; other environment variables stay out", () => {
   const dir = mkdtempSync(join(tmpdir(), "settings-"));
@@ -55,7 +56,7 @@ test("npm start with AUTH_HTPASSWD in the environment serves a registry with acc
     const anon = await fetch(base);
     assert.equal(anon.status, 401);
     assert.match(anon.headers.get("www-authenticate"), /^Bearer realm=/);
-    const alice = await fetch(base, { headers: { authorization: "Basic " + Buffer.from("alice:alice-pw").toString("base64") } });
+    const alice = await fetch(base, { headers: { authorization: basicAuth("alice") } });
     assert.equal(alice.status, 200);
   } finally {
     child.kill("SIGTERM");
