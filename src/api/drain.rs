@@ -19,6 +19,10 @@ pub fn limit(max_body: u64) -> u64 {
 
 /// Reads and discards the rest of `request`'s body, if a handler left any (see the module doc).
 pub async fn unread_body(request: &web_sys::Request, limit: u64) {
+    // Most requests (every pull) have no body: no call into JS for them.
+    if request.body().is_none() {
+        return;
+    }
     if crate::storage::r2::discard_body(request, limit).await.is_none() {
         worker::console_warn!("request body longer than {limit} bytes left unread; the connection will close");
     }
