@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod mirror;
 pub mod oci;
 pub mod routes;
 pub mod storage;

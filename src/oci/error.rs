@@ -20,6 +20,8 @@ pub enum Code {
     TagInvalid,
     PaginationNumberInvalid,
     TooManyRequests,
+    /// A mirrored upstream could not answer (down, slow, rate limited) and nothing is stored.
+    Unavailable,
     Unsupported,
     RangeInvalid,
     TooLarge,
@@ -46,6 +48,7 @@ impl Code {
             // Distribution's code for an `n` that is not a number.
             Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Code::TooManyRequests => "TOOMANYREQUESTS",
+            Code::Unavailable => "UNAVAILABLE",
             Code::Unsupported => "UNSUPPORTED",
             Code::RangeInvalid => "RANGE_INVALID",
             // The spec has no code of its own for an oversized body; SIZE_INVALID is the
@@ -68,6 +71,7 @@ impl Code {
             Code::Denied => 403,
             Code::TooLarge => 413,
             Code::TooManyRequests => 429,
+            Code::Unavailable => 503,
             Code::Unsupported => 405,
             Code::Unknown => 500,
             _ => 400,
@@ -89,6 +93,7 @@ impl Code {
             Code::TagInvalid => "invalid tag",
             Code::PaginationNumberInvalid => "invalid number of results requested",
             Code::TooManyRequests => "too many requests",
+            Code::Unavailable => "service unavailable",
             Code::Unsupported => "the operation is unsupported",
             Code::RangeInvalid => "invalid content range",
             Code::TooLarge => "request body too large; push the blob in chunks (PATCH with Content-Range)",
@@ -181,6 +186,8 @@ mod tests {
         assert_eq!(Code::TooLarge.status(), 413);
         assert_eq!(Code::DigestInvalid.status(), 400);
         assert_eq!(Code::Unsupported.status(), 405);
+        assert_eq!(Code::Unavailable.status(), 503);
+        assert_eq!(Code::Unavailable.as_str(), "UNAVAILABLE");
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Revision {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub digest: Digest,
+    pub media_type: String,
     pub subject: Option<Digest>,
 }
 
@@ -89,6 +90,50 @@ pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     now: u64,
     id: &str,
 ) -> Result<Stored> {
+    store(bucket, facts, name, reference, extra_tags, bytes, content_type, now, id, References::Required).await
+}
+
+/// Whether the blobs a manifest names must already be in the repository when it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum References {
+    /// A push: every blob must have been pushed first (MANIFEST_BLOB_UNKNOWN otherwise).
+    Required,
+    /// A mirror fill: the manifest comes first, its blobs when a client pulls them.
+    Deferred,
+}
+
+/// Stores a manifest fetched from the upstream `name` mirrors, verified against `digest`, and
+/// points `tag` at it. The blobs it names are fetched when pulled, so they need not be here.
+#[allow(clippy::too_many_arguments)]
+pub async fn put_mirrored<B: Bucket + ?Sized, F: FactCache + ?Sized>(
+    bucket: &B,
+    facts: &F,
+    name: &RepoName,
+    digest: &Digest,
+    tag: Option<&Tag>,
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+    now: u64,
+    id: &str,
+) -> Result<Stored> {
+    let reference = Reference::Digest(digest.clone());
+    let tags: Vec<Tag> = tag.into_iter().cloned().collect();
+    store(bucket, facts, name, &reference, &tags, bytes, content_type, now, id, References::Deferred).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store<B: Bucket + ?Sized, F: FactCache + ?Sized>(
+    bucket: &B,
+    facts: &F,
+    name: &RepoName,
+    reference: &Reference,
+    extra_tags: &[Tag],
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+    now: u64,
+    id: &str,
+    references: References,
+) -> Result<Stored> {
     if bytes.len() > manifest::MAX_MANIFEST_BYTES {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {} bytes", manifest::MAX_MANIFEST_BYTES)));
     }
@@ -103,7 +148,9 @@ pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
         }
         Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
     };
-    check_references(bucket, name, &parsed, now).await?;
+    if references == References::Required {
+        check_references(bucket, name, &parsed, now).await?;
+    }
 
     let size = bytes.len() as u64;
     // The same bytes stored before are claimed, not written again.
@@ -135,7 +182,7 @@ pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
         referrers::record(bucket, name, subject, &parsed, &digest, size).await?;
     }
     catalog::record(bucket, name).await?;
-    Ok(Stored { digest, subject: parsed.subject })
+    Ok(Stored { digest, media_type: parsed.media_type, subject: parsed.subject })
 }
 
 /// Storage checks of one manifest PUT in flight at once: a manifest names at most

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod listing;
 pub mod manifests;
 pub mod meter;
+pub mod mirror_tags;
 pub mod paths;
 pub mod purge;
 pub mod referrers;

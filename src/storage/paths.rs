@@ -29,6 +29,8 @@
 //!                                          referrers entry: the descriptor reported by the
 //!                                          referrers API for manifest <hex> whose subject is
 //!                                          <subject-hex>
+//! repositories/<name>/_mirror/tags/<tag>  a mirrored tag's freshness: {digest, checked (ms)},
+//!                                          when the upstream last confirmed the tag (`mirror`)
 //! catalog/<name>                           catalog entry, written with the first manifest
 //! gc/state                                 the garbage collector's cursors between runs
 //! ```
@@ -37,7 +39,7 @@
 //! the collector doomed it; a doomed descriptor stays as a tombstone (see `blobs`, `gc`).
 //!
 //! Names cannot contain a component starting with '_', so `_layers`, `_manifests`,
-//! `_referrers` never collide with a repository called `a/b`. Every list the API serves
+//! `_referrers`, `_mirror` never collide with a repository called `a/b`. Every list the API serves
 //! (tags, catalog, referrers) is a prefix listing whose cost is proportional to the page.
 //!
 //! Which binding holds what, and why:
@@ -77,6 +79,8 @@ pub enum PathSpec<'a> {
     ReferrerEntry { name: &'a RepoName, subject: &'a Digest, digest: &'a Digest },
     /// Prefix of the referrers entries of one subject.
     Referrers { name: &'a RepoName, subject: &'a Digest },
+    /// When the upstream last confirmed a mirrored tag.
+    MirrorTag { name: &'a RepoName, tag: &'a Tag },
     CatalogEntry { name: &'a RepoName },
     /// Prefix of the catalog.
     Catalog,
@@ -125,6 +129,7 @@ impl PathSpec<'_> {
             PathSpec::Referrers { name, subject } => {
                 format!("repositories/{name}/_referrers/{}/{}/", subject.algorithm().as_str(), subject.hex())
             }
+            PathSpec::MirrorTag { name, tag } => format!("repositories/{name}/_mirror/tags/{tag}"),
             PathSpec::CatalogEntry { name } => format!("catalog/{name}"),
             PathSpec::Catalog => "catalog/".to_string(),
             PathSpec::Object { key } => key.to_string(),
@@ -208,6 +213,7 @@ mod tests {
             (PathSpec::TagCurrent { name: &n, tag: &t }, "repositories/a/b/_manifests/tags/v1".into()),
             (PathSpec::Tags { name: &n }, "repositories/a/b/_manifests/tags/".into()),
             (PathSpec::ReferrerEntry { name: &n, subject: &d, digest: &d }, format!("repositories/a/b/_referrers/sha256/{h}/sha256/{h}")),
+            (PathSpec::MirrorTag { name: &n, tag: &t }, "repositories/a/b/_mirror/tags/v1".into()),
             (PathSpec::CatalogEntry { name: &n }, "catalog/a/b".into()),
         ];
         for (spec, key) in cases {
