@@ -18,6 +18,8 @@ use crate::storage::lifecycle::LifecycleConfig;
 use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
 use crate::auth::upload_url::UploadUrlKey;
+use crate::mirror::config::Upstreams;
+use std::collections::BTreeMap;
 use crate::storage::uploads::DEFAULT_LEASE_MS;
 
 #[wasm_bindgen]
@@ -60,7 +62,15 @@ pub struct Config {
     pub part_size: Option<u64>,
     /// How long a chunk holds its upload without renewing (`UPLOAD_LEASE_SECONDS`).
     pub upload_lease_ms: u64,
+    /// The mirrored upstreams (`UPSTREAMS`), their credentials by secret name, and how long an
+    /// upstream may take to answer (`UPSTREAM_TIMEOUT_SECONDS`).
+    pub upstreams: Upstreams,
+    pub upstream_credentials: BTreeMap<String, String>,
+    pub upstream_timeout_ms: u64,
 }
+
+/// Default wait for an upstream's answer before serving what is stored (or failing).
+pub const DEFAULT_UPSTREAM_TIMEOUT_S: u64 = 10;
 
 pub struct App {
     pub r2: R2,
@@ -103,6 +113,7 @@ impl App {
             DEV_SECRET.to_string()
         });
         let auth = auth_config(&settings, origin, &secret)?;
+        let (upstreams, upstream_credentials) = upstreams(&settings)?;
         let meter = Rc::new(Meter::new());
         let edge = Edge::new(
             origin,
@@ -128,9 +139,30 @@ impl App {
                 max_body: settings.number("MAX_BODY_BYTES").unwrap_or(DEFAULT_MAX_BODY),
                 part_size: settings.number("UPLOAD_PART_SIZE"),
                 upload_lease_ms: settings.number("UPLOAD_LEASE_SECONDS").map(|s| s.max(3) * 1000).unwrap_or(DEFAULT_LEASE_MS),
+                upstreams,
+                upstream_credentials,
+                upstream_timeout_ms: settings.number("UPSTREAM_TIMEOUT_SECONDS").unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_S).max(1) * 1000,
             },
         })
     }
+}
+
+/// Reads `UPSTREAMS` and the secrets its entries name. Like the access configuration, one
+/// that does not parse, or names a secret that is not set, fails every request.
+fn upstreams(settings: &Settings<'_>) -> Result<(Upstreams, BTreeMap<String, String>)> {
+    let Some(json) = settings.var("UPSTREAMS") else { return Ok(Default::default()) };
+    let upstreams = Upstreams::parse(&json).map_err(RegistryError::internal)?;
+    let mut credentials = BTreeMap::new();
+    for name in upstreams.entries().iter().filter_map(|u| u.credentials.as_ref()) {
+        let value = settings
+            .secret(name)
+            .ok_or_else(|| RegistryError::internal(format!("UPSTREAMS: the secret {name} is not set")))?;
+        if !value.contains(':') {
+            return Err(RegistryError::internal(format!("UPSTREAMS: the secret {name} is not user:password")));
+        }
+        credentials.insert(name.clone(), value);
+    }
+    Ok((upstreams, credentials))
 }
 
 /// Reads the access-control configuration: `AUTH_HTPASSWD` (secret: htpasswd lines with bcrypt

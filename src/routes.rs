@@ -36,6 +36,22 @@ pub enum Route {
     Referrers { name: RepoName, digest: Digest },
 }
 
+impl Route {
+    /// The repository the route addresses, if any.
+    pub fn name(&self) -> Option<&RepoName> {
+        match self {
+            Route::Token | Route::Lifecycle | Route::Base | Route::Catalog => None,
+            Route::Tags { name }
+            | Route::Manifest { name, .. }
+            | Route::InvalidManifestRef { name, .. }
+            | Route::Blob { name, .. }
+            | Route::UploadStart { name }
+            | Route::Upload { name, .. }
+            | Route::Referrers { name, .. } => Some(name),
+        }
+    }
+}
+
 /// A path that is no registry route at all: 404 with the spec body.
 fn not_found(path: &str) -> RegistryError {
     RegistryError::new(Code::NameUnknown, format!("no route for {path}"))

@@ -11,10 +11,10 @@ use crate::http::{blob_range, RangeRequest};
 use crate::oci::digest::Digest;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
-use crate::storage::blobs;
+use crate::storage::blobs::{self, BlobDescriptor};
 use crate::storage::paths::PathSpec;
 
-fn unknown(digest: &Digest) -> RegistryError {
+pub fn unknown(digest: &Digest) -> RegistryError {
     RegistryError::new(Code::BlobUnknown, digest.to_string())
 }
 
@@ -24,8 +24,13 @@ pub fn none_match(header: Option<String>, etag: &str) -> bool {
 }
 
 pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: bool) -> Result<Response> {
+    let desc = blobs::linked_for_pull(&cx.app.r2, &cx.app.edge, name, digest).await?.ok_or_else(|| unknown(digest))?;
+    serve(cx, name, digest, &desc, with_body).await
+}
+
+/// The answer to a GET or HEAD of the blob `desc` linked in `name`.
+pub async fn serve(cx: &Context<'_>, name: &RepoName, digest: &Digest, desc: &BlobDescriptor, with_body: bool) -> Result<Response> {
     let app = cx.app;
-    let desc = blobs::linked_for_pull(&app.r2, &app.edge, name, digest).await?.ok_or_else(|| unknown(digest))?;
     let etag = format!("\"{digest}\"");
     let mut headers = vec![
         ("Docker-Content-Digest", digest.to_string()),

@@ -4,6 +4,7 @@ use worker::{Response, ResponseBody};
 
 use super::reply;
 use crate::app::Context;
+use crate::oci::digest::Digest;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::oci::name::{Reference, RepoName, Tag};
@@ -20,6 +21,11 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, reference: &Reference, with_
         let (digest, rev) = manifests::stat(r2, edge, name, reference).await?;
         (digest, rev.media_type, rev.size, ResponseBody::Empty)
     };
+    answer(cx, reference, &digest, media_type, size, body)
+}
+
+/// The answer to a GET or HEAD of a manifest (`body` empty for a HEAD), or 304.
+pub fn answer(cx: &Context<'_>, reference: &Reference, digest: &Digest, media_type: String, size: u64, body: ResponseBody) -> Result<Response> {
     let etag = format!("\"{digest}\"");
     let mut headers = vec![
         ("Content-Type", media_type),

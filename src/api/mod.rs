@@ -7,6 +7,7 @@ mod blobs;
 mod catalog;
 pub mod drain;
 mod manifests;
+mod mirror;
 mod referrers;
 mod tags;
 mod token;
@@ -29,6 +30,20 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
     let caller = access::authenticate(auth, authorization.as_deref(), js_sys::Date::now() as u64)?;
     access::authorize(auth, &caller, &crate::auth::need(&route, method.as_ref()))?;
     let cx = Context { app, req, query, caller };
+    if let Some(mirrored) = route.name().and_then(|name| app.config.upstreams.resolve(name)) {
+        return match (route, method) {
+            (Route::Manifest { name, reference }, Method::Get) => mirror::manifest(&cx, &name, &reference, true, &mirrored).await,
+            (Route::Manifest { name, reference }, Method::Head) => mirror::manifest(&cx, &name, &reference, false, &mirrored).await,
+            (Route::Blob { name, digest }, Method::Get) => mirror::blob(&cx, &name, &digest, true, &mirrored).await,
+            (Route::Blob { name, digest }, Method::Head) => mirror::blob(&cx, &name, &digest, false, &mirrored).await,
+            (Route::Tags { name }, Method::Get) => tags::get(&cx, &name).await,
+            (Route::Referrers { name, digest }, Method::Get) => referrers::get(&cx, &name, &digest).await,
+            (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head) => {
+                Err(RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {}", invalid.detail)))
+            }
+            (route, _) => Err(crate::mirror::refuse_write(route.name().expect("a named route"), &mirrored.upstream.url)),
+        };
+    }
     match (route, method) {
         (Route::Token, Method::Get) => token::get(&cx).await,
         (Route::Lifecycle, Method::Post) => admin::post(&cx).await,

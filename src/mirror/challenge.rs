@@ -1,6 +1,6 @@
 //! Upstream authentication, the pure part: the `WWW-Authenticate` challenge an upstream answers
 //! 401 with, the token request it asks for, the token response, and the per-isolate cache of
-//! tokens by upstream and scope (reused until shortly before they expire).
+//! tokens by upstream, credentials and scope (reused until shortly before they expire).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -110,12 +110,24 @@ pub fn parse_token_response(body: &[u8], now_ms: u64) -> Option<(String, u64)> {
 }
 
 /// Tokens by upstream and scope, reused by every request of the isolate until they expire.
+/// `upstream` names the origin and the credentials used (two entries mirroring one registry
+/// with and without credentials never share a token): see [`TokenCache::identity`].
 #[derive(Debug, Default)]
 pub struct TokenCache {
     tokens: RefCell<HashMap<String, (String, u64)>>,
 }
 
 impl TokenCache {
+    /// The cache's name for `origin` reached with `credentials`: the origin and a fingerprint
+    /// of the credentials (never the credentials themselves).
+    pub fn identity(origin: &str, credentials: Option<&str>) -> String {
+        use sha2::Digest as _;
+        match credentials {
+            Some(c) => format!("{origin}#{}", &hex::encode(sha2::Sha256::digest(c.as_bytes()))[..16]),
+            None => format!("{origin}#anonymous"),
+        }
+    }
+
     fn key(upstream: &str, scope: &str) -> String {
         format!("{upstream} {scope}")
     }
@@ -226,6 +238,10 @@ mod tests {
             c.put("https://u", &i.to_string(), "v".into(), 10_000_000_000);
         }
         assert!(c.tokens.borrow().len() <= 1000);
+        let (a, b) = (TokenCache::identity("https://u", Some("alice:pw")), TokenCache::identity("https://u", None));
+        assert_ne!(a, b);
+        assert_ne!(a, TokenCache::identity("https://u", Some("alice:other")));
+        assert!(!a.contains("alice") && a.starts_with("https://u#"));
         assert_eq!(c.get("https://u", "1499", 0).as_deref(), Some("v"));
     }
 }

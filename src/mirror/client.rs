@@ -60,6 +60,8 @@ pub struct Client<'a, F: Fetch> {
     pub tokens: &'a TokenCache,
     /// The upstream's origin.
     pub origin: &'a str,
+    /// Who the cached tokens are for: the origin and these credentials.
+    identity: String,
     /// `user:password`, if configured.
     pub credentials: Option<&'a str>,
     pub now_ms: u64,
@@ -73,7 +75,8 @@ fn origin_of(url: &url::Url) -> String {
 
 impl<'a, F: Fetch> Client<'a, F> {
     pub fn new(fetch: &'a F, tokens: &'a TokenCache, origin: &'a str, credentials: Option<&'a str>, now_ms: u64) -> Self {
-        Client { fetch, tokens, origin, credentials, now_ms, sent: Cell::new(0) }
+        let identity = TokenCache::identity(origin, credentials);
+        Client { fetch, tokens, origin, identity, credentials, now_ms, sent: Cell::new(0) }
     }
 
     async fn send_once(&self, req: &UpstreamRequest) -> Result<UpstreamResponse<F::Body>, String> {
@@ -88,7 +91,7 @@ impl<'a, F: Fetch> Client<'a, F> {
     /// Sends `method url` with `accept`, authorized for `scope` on the upstream.
     pub async fn send(&self, method: &'static str, url: &str, accept: Option<&str>, scope: &str) -> Result<UpstreamResponse<F::Body>, String> {
         let home = url::Url::parse(self.origin).map(|u| origin_of(&u)).map_err(|e| format!("upstream {}: {e}", self.origin))?;
-        let mut auth = self.tokens.get(self.origin, scope, self.now_ms);
+        let mut auth = self.tokens.get(&self.identity, scope, self.now_ms);
         let mut challenged = false;
         let mut at = url::Url::parse(url).map_err(|e| format!("upstream URL {url}: {e}"))?;
         let mut redirects = 0;
@@ -104,7 +107,7 @@ impl<'a, F: Fetch> Client<'a, F> {
             let resp = self.send_once(&UpstreamRequest { method, url: at.to_string(), headers }).await?;
             if resp.status == 401 && at_home && !challenged {
                 challenged = true;
-                self.tokens.forget(self.origin, scope);
+                self.tokens.forget(&self.identity, scope);
                 let answer = match resp.header("www-authenticate").and_then(Challenge::parse) {
                     Some(Challenge::Bearer { realm, service, scope: asked }) => {
                         Some(self.token(&realm, service.as_deref(), asked.as_deref(), scope).await?)
@@ -113,7 +116,7 @@ impl<'a, F: Fetch> Client<'a, F> {
                     None => None,
                 };
                 if let Some((value, until)) = answer {
-                    self.tokens.put(self.origin, scope, value.clone(), until);
+                    self.tokens.put(&self.identity, scope, value.clone(), until);
                     auth = Some(value);
                     continue;
                 }
@@ -263,6 +266,15 @@ mod tests {
         let wrong = Client::new(&up, &tokens, ORIGIN, Some("alice:nope"), 0);
         let e = block_on(wrong.send("GET", MANIFEST, None, SCOPE)).unwrap_err();
         assert_eq!(e, "upstream token endpoint answered 401");
+        // A token got with credentials is not used by a client without them (same origin, same scope).
+        let tokens = TokenCache::default();
+        let alice = Client::new(&up, &tokens, ORIGIN, Some("alice:pw"), 0);
+        assert_eq!(block_on(alice.send("GET", MANIFEST, None, SCOPE)).unwrap().status, 200);
+        let seen = up.seen.borrow().len();
+        let anon = Client::new(&up, &tokens, ORIGIN, None, 0);
+        assert_eq!(block_on(anon.send("GET", MANIFEST, None, SCOPE)).unwrap().status, 200);
+        assert_eq!(auth_of(&up.seen.borrow()[seen]), None);
+        assert_eq!(auth_of(&up.seen.borrow()[seen + 2]), Some("Bearer anon"));
     }
 
     #[test]

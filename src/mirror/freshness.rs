@@ -57,7 +57,7 @@ pub fn judge(answer: Result<u16, &str>, what: &str) -> Verdict {
     match answer {
         Ok(200) => Verdict::Found,
         Ok(404) => Verdict::Missing,
-        Ok(429) => Verdict::Failed(RegistryError::new(Code::TooManyRequests, format!("upstream rate limit (429) for {what}")).with_retry_after(60)),
+        Ok(429) => Verdict::Failed(RegistryError::new(Code::TooManyRequests, format!("upstream answered 429 (rate limit) for {what}")).with_retry_after(60)),
         Ok(status) => Verdict::Failed(RegistryError::new(Code::Unavailable, format!("upstream answered {status} for {what}"))),
         Err(why) => Verdict::Failed(RegistryError::new(Code::Unavailable, format!("upstream unreachable for {what}: {why}"))),
     }

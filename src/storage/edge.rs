@@ -127,7 +127,7 @@ pub struct Edge {
     tag_ttl: u32,
     /// Largest blob kept in the edge cache; 0 turns blob caching off.
     blob_max: u64,
-    /// Cache fills still running: finished after the response ([`Edge::take_pending`]).
+    /// Cache fills (and other work) still running: finished after the response ([`Edge::take_pending`]).
     pending: RefCell<Vec<js_sys::Promise>>,
 }
 
@@ -156,6 +156,11 @@ impl Edge {
     /// response (`waitUntil`): a pull does not wait for them.
     pub fn take_pending(&self) -> Vec<js_sys::Promise> {
         self.pending.take()
+    }
+
+    /// Work of this request that finishes after the response (a mirror fill's commit).
+    pub fn after_response(&self, work: js_sys::Promise) {
+        self.pending.borrow_mut().push(work);
     }
 
     fn in_background(&self, what: &'static str, p: std::result::Result<js_sys::Promise, JsValue>) {

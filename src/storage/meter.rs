@@ -1,6 +1,6 @@
 //! Counts the storage operations one request makes, by what they cost: R2 class A (writes,
 //! lists, multipart steps) and class B (reads, heads), KV reads and writes, edge-cache hits,
-//! misses and writes. Deletes and multipart aborts are free on R2 and not counted. Every
+//! misses and writes, and requests to a mirrored upstream. Deletes and multipart aborts are free on R2 and not counted. Every
 //! response reports the counts in the [`HEADER`] header, so cost is visible per request.
 
 use std::cell::Cell;
@@ -17,9 +17,11 @@ pub enum Op {
     CacheHit,
     CacheMiss,
     CacheWrite,
+    /// A request to a mirrored repository's upstream registry (token requests included).
+    Upstream,
 }
 
-const OPS: [(Op, &str); 7] = [
+const OPS: [(Op, &str); 8] = [
     (Op::R2ClassA, "r2-a"),
     (Op::R2ClassB, "r2-b"),
     (Op::KvRead, "kv-read"),
@@ -27,11 +29,12 @@ const OPS: [(Op, &str); 7] = [
     (Op::CacheHit, "cache-hit"),
     (Op::CacheMiss, "cache-miss"),
     (Op::CacheWrite, "cache-write"),
+    (Op::Upstream, "upstream"),
 ];
 
 #[derive(Debug, Default)]
 pub struct Meter {
-    counts: [Cell<u32>; 7],
+    counts: [Cell<u32>; 8],
 }
 
 impl Meter {
@@ -61,13 +64,13 @@ mod tests {
     #[test]
     fn counts_and_summary() {
         let m = Meter::new();
-        assert_eq!(m.summary(), "r2-a=0, r2-b=0, kv-read=0, kv-write=0, cache-hit=0, cache-miss=0, cache-write=0");
+        assert_eq!(m.summary(), "r2-a=0, r2-b=0, kv-read=0, kv-write=0, cache-hit=0, cache-miss=0, cache-write=0, upstream=0");
         m.add(Op::R2ClassB, 2);
         m.add(Op::R2ClassA, 1);
         m.add(Op::CacheWrite, 1);
         m.add(Op::CacheWrite, 1);
         assert_eq!(m.count(Op::R2ClassB), 2);
-        assert_eq!(m.summary(), "r2-a=1, r2-b=2, kv-read=0, kv-write=0, cache-hit=0, cache-miss=0, cache-write=2");
+        assert_eq!(m.summary(), "r2-a=1, r2-b=2, kv-read=0, kv-write=0, cache-hit=0, cache-miss=0, cache-write=2, upstream=0");
         for (i, (op, _)) in OPS.iter().enumerate() {
             assert_eq!(*op as usize, i);
         }

@@ -148,6 +148,71 @@ export async function putVerified(bucket, key, body, len, algorithm, hex) {
   await piping;
   return "ok";
 }
+
+// Streams `body` (exactly `len` bytes) to a client and into `key` in the same pass, R2
+// verifying the digest. Returns { client, stored }: the client's stream, and a promise of "ok",
+// "mismatch" (nothing stored) or "failed: <why>". Each piece goes to the client and to the
+// bucket before the next is read, so memory holds one piece whichever side is slower. A client
+// that goes away does not stop the fill: the rest is read and stored (the caller keeps the
+// request alive until `stored` settles).
+export function fillVerified(bucket, key, body, len, algorithm, hex) {
+  const { readable, writable } = new FixedLengthStream(len);
+  const writer = writable.getWriter();
+  const reader = body.getReader();
+  const stored = bucket.put(key, readable, { [algorithm]: hex }).then(
+    () => "ok",
+    (e) => (/\(10037\)\s*$/.test(String(e && e.message)) ? "mismatch" : `failed: ${e && e.message}`),
+  );
+  let storing = true;
+  const store = async (value) => {
+    if (!storing) return;
+    try {
+      await writer.write(value);
+    } catch {
+      storing = false;
+    }
+  };
+  const end = async (error) => {
+    if (!storing) return;
+    storing = false;
+    await (error ? writer.abort(error) : writer.close()).catch(() => {});
+  };
+  const client = new ReadableStream(
+    {
+      async pull(controller) {
+        let next;
+        try {
+          next = await reader.read();
+        } catch (e) {
+          await end(e);
+          controller.error(e);
+          return;
+        }
+        if (next.done) {
+          await end();
+          controller.close();
+          return;
+        }
+        controller.enqueue(next.value);
+        await store(next.value);
+      },
+      async cancel() {
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            await store(value);
+          }
+          await end();
+        } catch (e) {
+          await end(e);
+        }
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { client, stored };
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = readAtLeast, catch)]
@@ -166,6 +231,8 @@ extern "C" {
     async fn write_piece(w: &JsValue, piece: &Uint8Array) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = finishWrite, catch)]
     async fn finish_write(w: &JsValue) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = fillVerified, catch)]
+    fn fill_verified(bucket: &JsValue, key: &str, body: &JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = putVerified, catch)]
     async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
 }
@@ -182,6 +249,7 @@ fn worker_err(context: &str) -> impl Fn(worker::Error) -> RegistryError + '_ {
 }
 
 /// The R2 binding with the registry's adapters over it.
+#[derive(Clone)]
 pub struct R2 {
     bucket: worker::Bucket,
     meter: Rc<Meter>,
@@ -219,6 +287,36 @@ impl R2 {
             .await
             .map_err(js_err("put blob"))?;
         Ok(r.as_string().as_deref() == Some("ok"))
+    }
+}
+
+/// A fill of the bucket from a stream that a client reads at the same time ([`R2::fill_verified`]).
+pub struct Fill {
+    /// What the client reads.
+    pub client: web_sys::ReadableStream,
+    /// Settles when the bucket has the bytes (`Ok(true)`), refused them for their digest
+    /// (`Ok(false)`, nothing stored) or failed.
+    pub stored: js_sys::Promise,
+}
+
+impl R2 {
+    /// Streams `body` (`len` bytes) to a client and into `key` in one pass, verified by R2
+    /// against `digest` (see `fillVerified` above).
+    pub fn fill_verified(&self, key: &str, body: &web_sys::ReadableStream, len: u64, digest: &crate::oci::digest::Digest) -> Result<Fill> {
+        self.meter.add(Op::R2ClassA, 1);
+        let out = fill_verified(self.raw(), key, body.as_ref(), len as f64, digest.algorithm().as_str(), digest.hex()).map_err(js_err("fill"))?;
+        let get = |k: &str| js_sys::Reflect::get(&out, &JsValue::from_str(k)).map_err(js_err("fill"));
+        Ok(Fill { client: get("client")?.unchecked_into(), stored: get("stored")?.unchecked_into() })
+    }
+
+    /// What a fill's `stored` promise settled to: stored, refused for its digest, or why not.
+    pub async fn filled(stored: js_sys::Promise) -> std::result::Result<bool, String> {
+        let outcome = wasm_bindgen_futures::JsFuture::from(stored).await.map_err(|e| format!("{e:?}"))?;
+        match outcome.as_string().as_deref() {
+            Some("ok") => Ok(true),
+            Some("mismatch") => Ok(false),
+            other => Err(other.unwrap_or("no outcome").to_string()),
+        }
     }
 }
 

@@ -1,0 +1,130 @@
+//! Pulls of mirrored repositories (`mirror`): manifests and blobs made available by
+//! `mirror::pull`, then answered like any stored ones. A blob missing here streams from the
+//! upstream to the client and into the bucket in the same pass (R2 verifying its digest); it is
+//! recorded and linked after the response, once the bucket has all of it, and never when its
+//! digest does not match. Every answer says how it was served (`Registry-Upstream`).
+
+use worker::{Response, ResponseBody};
+
+use super::reply;
+use crate::app::Context;
+use crate::mirror::client::Client;
+use crate::mirror::config::Mirrored;
+use crate::mirror::freshness::{self, Served};
+use crate::mirror::pull::{BlobSource, Pull};
+use crate::mirror::web::{self, WebFetch};
+use crate::oci::digest::Digest;
+use crate::oci::error::{RegistryError, Result};
+use crate::oci::name::{Reference, RepoName};
+use crate::storage::blobs;
+use crate::storage::meter::Op;
+use crate::storage::r2::R2;
+
+/// The largest blob filled in one write (R2's single-put limit). Bigger ones are passed
+/// through without being stored.
+const MAX_FILL: u64 = 5 * 1024 * 1024 * 1024;
+
+fn client<'a>(cx: &'a Context<'a>, fetch: &'a WebFetch, mirrored: &'a Mirrored<'a>) -> Client<'a, WebFetch> {
+    let credentials = mirrored.upstream.credentials.as_ref().and_then(|n| cx.app.config.upstream_credentials.get(n));
+    Client::new(fetch, web::tokens(), &mirrored.upstream.url, credentials.map(String::as_str), cx.now_ms())
+}
+
+/// Marks `resp` with how it was served (and why stale), and counts the upstream requests.
+fn mark(cx: &Context<'_>, sent: u32, resp: Result<Response>, served: Served, stale: Option<&RegistryError>) -> Result<Response> {
+    cx.app.meter.add(Op::Upstream, sent);
+    let mut resp = resp?;
+    let headers = resp.headers_mut();
+    headers.set(freshness::HEADER, served.as_str()).map_err(RegistryError::internal)?;
+    if let Some(why) = stale {
+        headers.set("Warning", &freshness::stale_warning(why)).map_err(RegistryError::internal)?;
+    }
+    Ok(resp)
+}
+
+pub async fn manifest(cx: &Context<'_>, name: &RepoName, reference: &Reference, with_body: bool, mirrored: &Mirrored<'_>) -> Result<Response> {
+    let fetch = WebFetch { timeout_ms: cx.app.config.upstream_timeout_ms };
+    let client = client(cx, &fetch, mirrored);
+    let id = cx.new_id();
+    let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: &id };
+    let outcome = pull.manifest(reference).await;
+    let sent = client.sent.get();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            cx.app.meter.add(Op::Upstream, sent);
+            return Err(e);
+        }
+    };
+    let resp = match outcome.fetched {
+        Some(m) => {
+            let size = m.bytes.len() as u64;
+            let body = if with_body { ResponseBody::Body(m.bytes) } else { ResponseBody::Empty };
+            super::manifests::answer(cx, reference, &m.digest, m.media_type, size, body)
+        }
+        None => super::manifests::get(cx, name, reference, with_body).await,
+    };
+    mark(cx, sent, resp, outcome.served, outcome.stale.as_ref())
+}
+
+pub async fn blob(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: bool, mirrored: &Mirrored<'_>) -> Result<Response> {
+    let fetch = WebFetch { timeout_ms: cx.app.config.upstream_timeout_ms };
+    let client = client(cx, &fetch, mirrored);
+    let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: "" };
+    let found = pull.blob(digest, with_body).await;
+    let sent = client.sent.get();
+    let (served, source) = match found {
+        Ok(found) => found,
+        Err(e) => {
+            cx.app.meter.add(Op::Upstream, sent);
+            return Err(e);
+        }
+    };
+    let resp = match source {
+        BlobSource::Stored(desc) => super::blobs::serve(cx, name, digest, &desc, with_body).await,
+        BlobSource::Upstream { length, body } => from_upstream(cx, name, digest, length, body, with_body).await,
+    };
+    mark(cx, sent, resp, served, None)
+}
+
+/// Answers with the upstream's blob, filling the bucket from the same stream.
+async fn from_upstream(cx: &Context<'_>, name: &RepoName, digest: &Digest, length: Option<u64>, body: wasm_bindgen::JsValue, with_body: bool) -> Result<Response> {
+    let mut headers = vec![
+        ("Docker-Content-Digest", digest.to_string()),
+        ("ETag", format!("\"{digest}\"")),
+        ("Content-Type", "application/octet-stream".to_string()),
+    ];
+    if let Some(len) = length {
+        headers.push(("Content-Length", len.to_string()));
+    }
+    let stream = web::stream_of(&body);
+    let (Some(stream), true) = (stream, with_body) else {
+        web::discard(&body);
+        return reply(200, &headers, ResponseBody::Empty);
+    };
+    let Some(len) = length.filter(|l| *l <= MAX_FILL) else {
+        worker::console_warn!("{name}@{digest}: upstream blob of unknown or too large length ({length:?}) passed through, not stored");
+        return reply(200, &headers, ResponseBody::Stream(stream));
+    };
+    let r2 = &cx.app.r2;
+    let key = blobs::fresh_data_key(r2, digest, &cx.new_id()).await?;
+    let fill = r2.fill_verified(&key, &stream, len, digest)?;
+    let work = commit_when_stored(r2.clone(), name.clone(), digest.clone(), len, key, fill.stored, cx.now_ms());
+    cx.app.edge.after_response(wasm_bindgen_futures::future_to_promise(async move {
+        work.await;
+        Ok(wasm_bindgen::JsValue::UNDEFINED)
+    }));
+    reply(200, &headers, ResponseBody::Stream(fill.client))
+}
+
+/// Records and links the blob once the bucket has all of it; nothing when R2 refused it.
+async fn commit_when_stored(r2: R2, name: RepoName, digest: Digest, len: u64, key: String, stored: js_sys::Promise, now: u64) {
+    match R2::filled(stored).await {
+        Ok(true) => {
+            if let Err(e) = blobs::commit(&r2, &name, &digest, len, key, now).await {
+                worker::console_error!("{name}@{digest}: mirror fill stored but not recorded: {e}");
+            }
+        }
+        Ok(false) => worker::console_warn!("{name}@{digest}: the upstream sent other bytes than its digest; nothing stored"),
+        Err(why) => worker::console_warn!("{name}@{digest}: mirror fill not stored: {why}"),
+    }
+}

@@ -1,0 +1,283 @@
+// The pull-through mirror, over real HTTP: a second registry on the emulator with access
+// control on is the upstream (a real Docker token flow), and a fake upstream this file
+// controls plays the upstream that is down, slow or lying.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { registry, sha256, errorCode, imageManifest, HTPASSWD, basicAuth, OCI_MANIFEST } from "./helpers.mjs";
+import { fakeUpstream } from "./fakeupstream.mjs";
+
+const ACCEPT = { accept: `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json` };
+let upstream, fake, mirror;
+
+before(async () => {
+  upstream = await registry({
+    AUTH_HTPASSWD: HTPASSWD,
+    AUTH_RULES: JSON.stringify([
+      { user: "alice", repos: ["*"], actions: ["pull", "push", "delete"] },
+      { user: "anonymous", repos: ["library/*"], actions: ["pull"] },
+    ]),
+    TOKEN_SECRET: "upstream-token-secret",
+  });
+  fake = await fakeUpstream();
+  mirror = await registry({
+    UPSTREAMS: JSON.stringify([
+      { prefix: "hub/", url: upstream.url, library: true, tag_ttl_seconds: 3600 },
+      { prefix: "rv/", url: upstream.url, library: true, tag_ttl_seconds: 0 },
+      { prefix: "priv/", url: upstream.url, credentials: "PRIV_CREDENTIALS" },
+      { prefix: "anon/", url: upstream.url },
+      { prefix: "fake/", url: fake.url, tag_ttl_seconds: 0 },
+      { prefix: "", url: upstream.url, library: true },
+    ]),
+    PRIV_CREDENTIALS: "alice:alice-pw",
+    UPSTREAM_TIMEOUT_SECONDS: "2",
+  });
+});
+
+after(async () => {
+  await mirror?.close();
+  await upstream?.close();
+  await fake?.close();
+});
+
+const alice = { authorization: basicAuth("alice") };
+
+// Pushes an image (a config and `layers`) to the upstream registry as alice.
+async function pushUpstream(name, tag, layers = [randomBytes(1000)]) {
+  const blobs = [Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", name })), ...layers];
+  for (const b of blobs) {
+    const res = await upstream.fetch(`/v2/${name}/blobs/uploads/?digest=${sha256(b)}`, { method: "POST", body: b, headers: alice });
+    assert.equal(res.status, 201, `push blob: ${await res.text()}`);
+  }
+  const [config, ...rest] = blobs;
+  const manifest = imageManifest(
+    { digest: sha256(config), size: config.length },
+    rest.map((l) => ({ digest: sha256(l), size: l.length })),
+  );
+  const res = await upstream.fetch(`/v2/${name}/manifests/${tag}`, { method: "PUT", body: manifest, headers: { ...alice, "content-type": OCI_MANIFEST } });
+  assert.equal(res.status, 201, `push manifest: ${await res.text()}`);
+  return { manifest, digest: sha256(manifest), layers: rest, config };
+}
+
+const ops = (res) => Object.fromEntries(res.headers.get("registry-storage-ops").split(", ").map((kv) => kv.split("=")).map(([k, v]) => [k, Number(v)]));
+
+// Waits until `check` holds: the mirror records a fill after its response went out.
+async function eventually(check, what) {
+  for (let i = 0; i < 400; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+const linked = (name, digest) => async () => (await mirror.keys(`repositories/${name}/_layers/sha256/${digest.slice(7)}/`)).length === 1;
+
+test("a cold pull fills storage from the upstream once; later pulls never ask it", async () => {
+  const image = await pushUpstream("library/cold", "v1");
+  const res = await mirror.fetch("/v2/hub/cold/manifests/v1", { headers: ACCEPT });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("registry-upstream"), "miss");
+  assert.equal(res.headers.get("docker-content-digest"), image.digest);
+  assert.equal(res.headers.get("content-type"), OCI_MANIFEST);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), image.manifest);
+  // Anonymous pulls of library/* need no token there: a HEAD, then a GET by digest.
+  assert.equal(ops(res).upstream, 2);
+
+  const layer = image.layers[0];
+  const digest = sha256(layer);
+  const blob = await mirror.fetch(`/v2/hub/cold/blobs/${digest}`);
+  assert.equal(blob.status, 200);
+  assert.equal(blob.headers.get("registry-upstream"), "miss");
+  assert.equal(blob.headers.get("docker-content-digest"), digest);
+  assert.deepEqual(Buffer.from(await blob.arrayBuffer()), layer);
+  assert.equal(ops(blob).upstream, 1);
+  await eventually(linked("hub/cold", digest), "the layer is recorded and linked");
+
+  for (const path of ["/v2/hub/cold/manifests/v1", `/v2/hub/cold/manifests/${image.digest}`, `/v2/hub/cold/blobs/${digest}`]) {
+    const again = await mirror.fetch(path, { headers: ACCEPT });
+    assert.equal(again.status, 200, path);
+    assert.equal(again.headers.get("registry-upstream"), "hit", path);
+    assert.equal(ops(again).upstream, 0, path);
+    await again.arrayBuffer();
+  }
+  const warm = await mirror.fetch(`/v2/hub/cold/blobs/${digest}`);
+  assert.deepEqual(Buffer.from(await warm.arrayBuffer()), layer);
+  // Stored like a push: the catalog lists it, the tag is listed, Range works.
+  const tags = await (await mirror.fetch("/v2/hub/cold/tags/list")).json();
+  assert.deepEqual(tags, { name: "hub/cold", tags: ["v1"] });
+  const part = await mirror.fetch(`/v2/hub/cold/blobs/${digest}`, { headers: { range: "bytes=10-19" } });
+  assert.equal(part.status, 206);
+  assert.deepEqual(Buffer.from(await part.arrayBuffer()), layer.subarray(10, 20));
+});
+
+test("a HEAD of a blob not stored asks the upstream for its length and stores nothing", async () => {
+  const image = await pushUpstream("library/headonly", "v1");
+  const digest = sha256(image.layers[0]);
+  const res = await mirror.fetch(`/v2/hub/headonly/blobs/${digest}`, { method: "HEAD" });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-length"), String(image.layers[0].length));
+  assert.equal(res.headers.get("registry-upstream"), "miss");
+  assert.deepEqual(await mirror.keys(`repositories/hub/headonly/_layers/`), []);
+  const missing = await mirror.fetch(`/v2/hub/headonly/blobs/${sha256(Buffer.from("nope"))}`);
+  assert.equal(missing.status, 404);
+  assert.equal(await errorCode(missing), "BLOB_UNKNOWN");
+});
+
+test("credentials reach private upstream repositories; without them the upstream refuses", async () => {
+  const image = await pushUpstream("team/private", "v1");
+  const res = await mirror.fetch("/v2/priv/team/private/manifests/v1", { headers: ACCEPT });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(res.headers.get("docker-content-digest"), image.digest);
+  // The token flow with alice's credentials: HEAD (401), token, HEAD, GET by digest.
+  assert.equal(ops(res).upstream, 4);
+  const layer = await mirror.fetch(`/v2/priv/team/private/blobs/${sha256(image.layers[0])}`);
+  assert.deepEqual(Buffer.from(await layer.arrayBuffer()), image.layers[0]);
+  assert.equal(ops(layer).upstream, 1, "the token is reused");
+  // The same upstream and scope without credentials never gets alice's token.
+  const refused = await mirror.fetch("/v2/anon/team/private/manifests/v1", { headers: ACCEPT });
+  assert.equal(refused.status, 503);
+  const body = await refused.json();
+  assert.equal(body.errors[0].code, "UNAVAILABLE");
+  assert.match(body.errors[0].detail, /upstream answered 401/);
+  assert.deepEqual(await mirror.keys("repositories/anon/"), []);
+});
+
+test("the empty prefix mirrors every other name, with Docker Hub's library/ mapping", async () => {
+  const image = await pushUpstream("library/plain", "v1");
+  for (const name of ["plain", "library/plain"]) {
+    const res = await mirror.fetch(`/v2/${name}/manifests/v1`, { headers: ACCEPT });
+    assert.equal(res.status, 200, name);
+    assert.equal(res.headers.get("docker-content-digest"), image.digest, name);
+  }
+});
+
+test("a tag past its freshness is revalidated with a HEAD, and fetched again when it moved upstream", async () => {
+  const first = await pushUpstream("library/moving", "v1");
+  const a = await mirror.fetch("/v2/rv/moving/manifests/v1", { headers: ACCEPT });
+  assert.equal(a.headers.get("registry-upstream"), "miss");
+  const b = await mirror.fetch("/v2/rv/moving/manifests/v1", { headers: ACCEPT });
+  assert.equal(b.headers.get("registry-upstream"), "revalidated");
+  assert.equal(b.headers.get("docker-content-digest"), first.digest);
+  assert.equal(ops(b).upstream, 1, "one HEAD with the cached token");
+  const second = await pushUpstream("library/moving", "v1");
+  const c = await mirror.fetch("/v2/rv/moving/manifests/v1", { headers: ACCEPT });
+  assert.equal(c.headers.get("registry-upstream"), "miss");
+  assert.equal(c.headers.get("docker-content-digest"), second.digest);
+  assert.deepEqual(Buffer.from(await c.arrayBuffer()), second.manifest);
+  // The first revision stays available by digest, without asking.
+  const old = await mirror.fetch(`/v2/rv/moving/manifests/${first.digest}`, { headers: ACCEPT });
+  assert.equal(old.headers.get("registry-upstream"), "hit");
+});
+
+test("mirrored repositories are read-only", async () => {
+  await pushUpstream("library/ro", "v1");
+  const m = imageManifest({ digest: sha256(Buffer.from("{}")), size: 2 }, []);
+  const attempts = [
+    ["PUT", "/v2/hub/ro/manifests/v2", m],
+    ["DELETE", "/v2/hub/ro/manifests/v1"],
+    ["POST", "/v2/hub/ro/blobs/uploads/"],
+    ["POST", `/v2/hub/ro/blobs/uploads/?digest=${sha256(Buffer.from("x"))}`, Buffer.from("x")],
+    ["DELETE", `/v2/hub/ro/blobs/${sha256(Buffer.from("x"))}`],
+    ["PATCH", "/v2/hub/ro/blobs/uploads/0b5f7f43-7c8e-4f43-9a57-3f1b0e2a4c11"],
+  ];
+  for (const [method, path, body] of attempts) {
+    const res = await mirror.fetch(path, { method, body, headers: { "content-type": OCI_MANIFEST } });
+    assert.equal(res.status, 405, `${method} ${path}`);
+    assert.equal(await errorCode(res), "UNSUPPORTED");
+  }
+  assert.deepEqual(await mirror.keys("repositories/hub/ro/"), []);
+});
+
+test("an upstream that is down, failing or silent: what is stored is served stale, else the spec's error", async () => {
+  const layer = randomBytes(2000);
+  const config = Buffer.from("{}");
+  const manifest = imageManifest({ digest: fake.blob(config), size: 2 }, [{ digest: fake.blob(layer), size: layer.length }]);
+  const digest = fake.manifest("shaky", "v1", manifest);
+  const ok = await mirror.fetch("/v2/fake/shaky/manifests/v1", { headers: ACCEPT });
+  assert.equal(ok.headers.get("registry-upstream"), "miss");
+  try {
+    for (const [mode, status] of [["status", 503], ["status", 500], ["status", 429], ["hang"]]) {
+      fake.set(mode, status);
+      const res = await mirror.fetch("/v2/fake/shaky/manifests/v1", { headers: ACCEPT });
+      assert.equal(res.status, 200, `${mode} ${status}`);
+      assert.equal(res.headers.get("registry-upstream"), "stale");
+      assert.equal(res.headers.get("docker-content-digest"), digest);
+      assert.match(res.headers.get("warning"), /^110 - "Response is Stale: /);
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), manifest);
+      // Nothing stored for these: the spec's error, with the upstream's status.
+      const want = status === 429 ? 429 : 503;
+      const detail = mode === "hang" ? /no answer within 2000 ms/ : new RegExp(`answered ${status}`);
+      for (const path of ["/v2/fake/shaky/manifests/v2", `/v2/fake/shaky/blobs/${sha256(layer)}`]) {
+        const cold = await mirror.fetch(path, { headers: ACCEPT });
+        assert.equal(cold.status, want, `${mode} ${status} ${path}`);
+        const body = await cold.json();
+        assert.equal(body.errors[0].code, status === 429 ? "TOOMANYREQUESTS" : "UNAVAILABLE");
+        assert.match(body.errors[0].detail, detail);
+      }
+    }
+  } finally {
+    fake.set("normal");
+  }
+  const down = await registry({ UPSTREAMS: JSON.stringify([{ prefix: "x/", url: "http://127.0.0.1:9" }]) });
+  try {
+    const res = await down.fetch("/v2/x/y/manifests/v1", { headers: ACCEPT });
+    assert.equal(res.status, 503);
+    assert.match((await res.json()).errors[0].detail, /upstream unreachable/);
+  } finally {
+    await down.close();
+  }
+});
+
+test("a lying upstream: a manifest or blob that does not match its digest is never stored", async () => {
+  const honest = randomBytes(3000);
+  const layer = randomBytes(3000);
+  const manifest = imageManifest({ digest: fake.blob(Buffer.from("{}")), size: 2 }, [{ digest: fake.blob(layer), size: layer.length }]);
+  fake.manifest("liar", "v1", manifest);
+  const other = imageManifest({ digest: sha256(Buffer.from("{}")), size: 2 }, []);
+  fake.lie("liar:v1", other);
+  fake.lie(`liar:${sha256(manifest)}`, other);
+  const res = await mirror.fetch("/v2/fake/liar/manifests/v1", { headers: ACCEPT });
+  assert.equal(res.status, 503);
+  assert.match((await res.json()).errors[0].detail, /nothing stored/);
+  assert.deepEqual(await mirror.keys("repositories/fake/liar/"), []);
+
+  // A blob: the client gets what the upstream sent (it checks the digest itself), the bucket
+  // refuses it, and nothing is recorded.
+  fake.lie(sha256(layer), randomBytes(3000));
+  const blob = await mirror.fetch(`/v2/fake/liar/blobs/${sha256(layer)}`);
+  assert.equal(blob.status, 200);
+  assert.notDeepEqual(Buffer.from(await blob.arrayBuffer()), layer);
+  // An honest fill requested after it is recorded; by then the lie was refused long ago.
+  const honestDigest = fake.blob(honest);
+  const next = await mirror.fetch(`/v2/fake/liar/blobs/${honestDigest}`);
+  assert.deepEqual(Buffer.from(await next.arrayBuffer()), honest);
+  await eventually(linked("fake/liar", honestDigest), "the honest blob is recorded");
+  const hex = sha256(layer).slice(7);
+  assert.deepEqual(await mirror.keys(`blobs/sha256/${hex.slice(0, 2)}/${hex}/`), []);
+  assert.deepEqual(await mirror.keys(`repositories/fake/liar/_layers/sha256/${hex}/`), []);
+});
+
+test("concurrent cold pulls of one blob leave one stored copy", async () => {
+  const layer = randomBytes(5_000_000);
+  const image = await pushUpstream("library/crowd", "v1", [layer]);
+  const digest = sha256(layer);
+  await (await mirror.fetch("/v2/hub/crowd/manifests/v1", { headers: ACCEPT })).arrayBuffer();
+  const pulls = await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      const res = await mirror.fetch(`/v2/hub/crowd/blobs/${digest}`);
+      return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+    }),
+  );
+  for (const p of pulls) {
+    assert.equal(p.status, 200);
+    assert.ok(p.bytes.equals(layer));
+  }
+  await eventually(linked("hub/crowd", digest), "the blob is recorded");
+  const hex = digest.slice(7);
+  assert.deepEqual(await mirror.keys(`blobs/sha256/${hex.slice(0, 2)}/${hex}/`), [
+    `blobs/sha256/${hex.slice(0, 2)}/${hex}/data`,
+    `blobs/sha256/${hex.slice(0, 2)}/${hex}/descriptor`,
+  ]);
+  assert.equal((await mirror.keys("objects/")).length, 0, "no second copy anywhere");
+  assert.equal(image.layers[0].length, layer.length);
+});
