@@ -28,7 +28,19 @@ export const SETTINGS = [
   "GC_GRACE_SECONDS",
   "LIFECYCLE_BUDGET",
   "REGISTRY_ORIGIN",
+  "UPSTREAMS",
+  "UPSTREAM_TIMEOUT_SECONDS",
 ];
+
+// The secrets `UPSTREAMS` names for upstream credentials (`"credentials": "DOCKERHUB_CREDENTIALS"`):
+// settings too, whatever they are called.
+function credentialNames(upstreams) {
+  try {
+    return JSON.parse(upstreams ?? "[]").flatMap((u) => (typeof u?.credentials === "string" ? [u.credentials] : []));
+  } catch {
+    return []; // The worker refuses the bad UPSTREAMS itself, with a clear error.
+  }
+}
 
 // The bindings for the worker from the project in `dir` and the environment `env`.
 export function readSettings(dir, env = process.env) {
@@ -41,6 +53,9 @@ export function readSettings(dir, env = process.env) {
   const devVars = join(dir, ".dev.vars");
   if (existsSync(devVars)) Object.assign(out, parseEnv(readFileSync(devVars, "utf8")));
   for (const name of SETTINGS) {
+    if (env[name] !== undefined) out[name] = env[name];
+  }
+  for (const name of credentialNames(out.UPSTREAMS)) {
     if (env[name] !== undefined) out[name] = env[name];
   }
   return out;

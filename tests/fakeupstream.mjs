@@ -1,5 +1,8 @@
 // A registry upstream the tests control: serves manifests and blobs from memory and can be
-// told to misbehave (answer a status, never answer, lie about content). Every request is logged.
+// told to misbehave (answer a status, never answer, lie about content), to want Basic
+// credentials, or to redirect blob requests elsewhere (as Docker Hub sends them to a CDN);
+// `/cdn/<digest>` serves a blob to anyone. Every request is logged with whether it carried an
+// Authorization header.
 import { createServer } from "node:http";
 import { createHash } from "node:crypto";
 
@@ -8,10 +11,10 @@ const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
 export async function fakeUpstream() {
   const manifests = new Map(); // "<name>:<ref>" -> { bytes, type }
   const blobs = new Map(); // digest -> bytes
-  const state = { mode: "normal", status: 503, lies: new Map(), log: [] };
+  const state = { mode: "normal", status: 503, lies: new Map(), log: [], basic: null, redirect: null };
   const hanging = new Set();
   const server = createServer((req, res) => {
-    state.log.push(`${req.method} ${req.url}`);
+    state.log.push(`${req.method} ${req.url} ${req.headers.authorization ? "with" : "without"} authorization`);
     if (state.mode === "hang") {
       hanging.add(res);
       return;
@@ -19,6 +22,16 @@ export async function fakeUpstream() {
     if (state.mode === "status") {
       res.writeHead(state.status, { "content-type": "text/plain" }).end("upstream trouble");
       return;
+    }
+    const cdn = req.url.match(/^\/cdn\/([^/?]+)$/);
+    if (cdn) {
+      const bytes = blobs.get(cdn[1]);
+      if (!bytes) return res.writeHead(404).end();
+      res.writeHead(200, { "content-length": bytes.length });
+      return res.end(req.method === "HEAD" ? undefined : bytes);
+    }
+    if (state.basic && req.headers.authorization !== "Basic " + Buffer.from(state.basic).toString("base64")) {
+      return res.writeHead(401, { "www-authenticate": 'Basic realm="fake"' }).end();
     }
     const m = req.url.match(/^\/v2\/(.+)\/(manifests|blobs)\/([^/?]+)$/);
     if (!m) return res.writeHead(404).end();
@@ -32,6 +45,7 @@ export async function fakeUpstream() {
     }
     const bytes = blobs.get(ref);
     if (!bytes) return res.writeHead(404).end();
+    if (state.redirect) return res.writeHead(307, { location: `${state.redirect}/cdn/${ref}` }).end();
     const body = state.lies.get(ref) ?? bytes;
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
     res.end(req.method === "HEAD" ? undefined : body);
@@ -56,6 +70,14 @@ export async function fakeUpstream() {
     // Serves `bytes` instead of what `key` ("<name>:<ref>" or a blob digest) names.
     lie(key, bytes) {
       state.lies.set(key, bytes);
+    },
+    // Wants these `user:password` as Basic credentials on /v2/ (null: anyone).
+    requireBasic(credentials) {
+      state.basic = credentials;
+    },
+    // Answers blob requests with 307 to `/cdn/<digest>` at `origin` (null: serves them).
+    redirectBlobsTo(origin) {
+      state.redirect = origin;
     },
     // "normal", "status" (answer `status` to everything) or "hang" (never answer).
     set(mode, status = 503) {

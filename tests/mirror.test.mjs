@@ -8,7 +8,7 @@ import { registry, sha256, errorCode, imageManifest, HTPASSWD, basicAuth, OCI_MA
 import { fakeUpstream } from "./fakeupstream.mjs";
 
 const ACCEPT = { accept: `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json` };
-let upstream, fake, mirror;
+let upstream, fake, cdn, mirror;
 
 before(async () => {
   upstream = await registry({
@@ -20,6 +20,7 @@ before(async () => {
     TOKEN_SECRET: "upstream-token-secret",
   });
   fake = await fakeUpstream();
+  cdn = await fakeUpstream();
   mirror = await registry({
     UPSTREAMS: JSON.stringify([
       { prefix: "hub/", url: upstream.url, library: true, tag_ttl_seconds: 3600 },
@@ -27,9 +28,11 @@ before(async () => {
       { prefix: "priv/", url: upstream.url, credentials: "PRIV_CREDENTIALS" },
       { prefix: "anon/", url: upstream.url },
       { prefix: "fake/", url: fake.url, tag_ttl_seconds: 0 },
+      { prefix: "fakeauth/", url: fake.url, credentials: "FAKE_CREDENTIALS" },
       { prefix: "", url: upstream.url, library: true },
     ]),
     PRIV_CREDENTIALS: "alice:alice-pw",
+    FAKE_CREDENTIALS: "mirror:fake-pw",
     UPSTREAM_TIMEOUT_SECONDS: "2",
   });
 });
@@ -38,6 +41,7 @@ after(async () => {
   await mirror?.close();
   await upstream?.close();
   await fake?.close();
+  await cdn?.close();
 });
 
 const alice = { authorization: basicAuth("alice") };
@@ -280,4 +284,49 @@ test("concurrent cold pulls of one blob leave one stored copy", async () => {
   ]);
   assert.equal((await mirror.keys("objects/")).length, 0, "no second copy anywhere");
   assert.equal(image.layers[0].length, layer.length);
+});
+
+test("blob redirects are followed, and the upstream's credentials never go to the other host", async () => {
+  const layer = randomBytes(4000);
+  const digest = sha256(layer);
+  fake.blob(layer);
+  cdn.blob(layer);
+  fake.requireBasic("mirror:fake-pw");
+  fake.redirectBlobsTo(cdn.url);
+  try {
+    const res = await mirror.fetch(`/v2/fakeauth/redirected/blobs/${digest}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), layer);
+    // Basic challenge answered, 307 followed to the CDN without the Authorization header.
+    assert.equal(ops(res).upstream, 3);
+    assert.deepEqual(fake.log.filter((l) => l.includes("/redirected/")).slice(-2), [
+      `GET /v2/redirected/blobs/${digest} without authorization`,
+      `GET /v2/redirected/blobs/${digest} with authorization`,
+    ]);
+    assert.deepEqual(cdn.log.slice(-1), [`GET /cdn/${digest} without authorization`]);
+    await eventually(linked("fakeauth/redirected", digest), "the redirected blob is recorded");
+  } finally {
+    fake.requireBasic(null);
+    fake.redirectBlobsTo(null);
+  }
+});
+
+test("a bad UPSTREAMS, or credentials it names that are not set, fail closed", async () => {
+  for (const bindings of [
+    { UPSTREAMS: "[{\"prefix\": \"x\", \"url\": \"https://h\"}]" },
+    { UPSTREAMS: "not json" },
+    { UPSTREAMS: JSON.stringify([{ prefix: "x/", url: "https://h", credentials: "MISSING" }]) },
+    { UPSTREAMS: JSON.stringify([{ prefix: "x/", url: "https://h", credentials: "C" }]), C: "no-colon" },
+  ]) {
+    const reg = await registry(bindings);
+    try {
+      for (const path of ["/v2/", "/v2/x/y/manifests/v1", "/v2/other/manifests/v1"]) {
+        const res = await reg.fetch(path);
+        assert.equal(res.status, 500, `${JSON.stringify(bindings)} ${path}`);
+        assert.equal(await errorCode(res), "UNKNOWN");
+      }
+    } finally {
+      await reg.close();
+    }
+  }
 });

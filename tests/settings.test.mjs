@@ -27,6 +27,20 @@ test("wrangler.toml [vars] < .dev.vars < environment; other environment variable
   }
 });
 
+test("UPSTREAMS reaches the worker, with the credentials secrets it names", () => {
+  const dir = mkdtempSync(join(tmpdir(), "settings-"));
+  try {
+    const upstreams = JSON.stringify([{ prefix: "hub/", url: "https://registry-1.docker.io", credentials: "HUB_CREDS" }]);
+    writeFileSync(join(dir, ".dev.vars"), `UPSTREAMS='${upstreams}'\n`);
+    const s = readSettings(dir, { HUB_CREDS: "me:token", OTHER_CREDS: "x:y", UPSTREAM_TIMEOUT_SECONDS: "4" });
+    assert.deepEqual(s, { UPSTREAMS: upstreams, HUB_CREDS: "me:token", UPSTREAM_TIMEOUT_SECONDS: "4" });
+    // A bad UPSTREAMS still reaches the worker (which refuses it); no credentials are guessed.
+    assert.deepEqual(readSettings(dir, { UPSTREAMS: "[not json", HUB_CREDS: "me:token" }), { UPSTREAMS: "[not json" });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 const freePort = () =>
   new Promise((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
