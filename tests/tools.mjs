@@ -13,12 +13,12 @@ const have = (bin) => {
     return false;
   }
 };
-const missing = ["skopeo", "podman", "umoci", "curl"].filter((b) => !have(b));
+const missing = ["skopeo", "podman", "umoci", "curl", "docker-registry"].filter((b) => !have(b));
 // A missing tool fails the run with the command that installs it, unless the user opts out of
 // the real-client tests explicitly with SKIP_CLIENTS=1 (.ci/run never does).
 const optedOut = process.env.SKIP_CLIENTS === "1";
 if (missing.length && !optedOut) {
-  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl (or SKIP_CLIENTS=1 npm test to skip them)`);
+  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl docker-registry (or SKIP_CLIENTS=1 npm test to skip them)`);
 }
 
 /// The `skip` option of client tests: a reason when the user opted out and tools are missing.
@@ -38,4 +38,43 @@ export function buildImage(work, layout, tag, seed) {
   sh("umoci", ["new", "--image", `${layout}:${tag}`]);
   sh("umoci", ["insert", "--image", `${layout}:${tag}`, join(dir, "etc"), "/etc"]);
   sh("umoci", ["insert", "--image", `${layout}:${tag}`, join(dir, "usr"), "/usr"]);
+}
+
+// Starts Debian's `docker-registry` (distribution 2.8) on a free port, storing under `dir`.
+export async function distribution(dir) {
+  const { spawn } = await import("node:child_process");
+  const { createServer } = await import("node:net");
+  const port = await new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, "config.yml");
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+  );
+  const child = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/v2/`)).status === 200) break;
+    } catch {}
+    if (i === 200 || child.exitCode !== null) throw new Error(`docker-registry did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill();
+      await exited;
+    },
+  };
 }
