@@ -33,6 +33,12 @@ export async function fakeUpstream() {
     if (state.basic && req.headers.authorization !== "Basic " + Buffer.from(state.basic).toString("base64")) {
       return res.writeHead(401, { "www-authenticate": 'Basic realm="fake"' }).end();
     }
+    const list = req.url.match(/^\/v2\/(.+)\/tags\/list$/);
+    if (list) {
+      const tags = [...manifests.keys()].filter((k) => k.startsWith(`${list[1]}:`) && !k.includes("sha256:")).map((k) => k.slice(list[1].length + 1));
+      if (!tags.length) return res.writeHead(404).end();
+      return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: list[1], tags }));
+    }
     const m = req.url.match(/^\/v2\/(.+)\/(manifests|blobs)\/([^/?]+)$/);
     if (!m) return res.writeHead(404).end();
     const [, name, kind, ref] = m;

@@ -330,3 +330,71 @@ test("a bad UPSTREAMS, or credentials it names that are not set, fail closed", a
     }
   }
 });
+
+test("tags of a mirrored repository come from the upstream, cached, paginated, stale when it is down", async () => {
+  for (const tag of ["v3", "v1", "v2"]) await pushUpstream("library/listed", tag);
+  const res = await mirror.fetch("/v2/hub/listed/tags/list");
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("registry-upstream"), "miss");
+  assert.deepEqual(await res.json(), { name: "hub/listed", tags: ["v1", "v2", "v3"] });
+  const page = await mirror.fetch("/v2/hub/listed/tags/list?n=2");
+  assert.equal(page.headers.get("registry-upstream"), "hit");
+  assert.equal(ops(page).upstream, 0);
+  assert.deepEqual((await page.json()).tags, ["v1", "v2"]);
+  assert.equal(page.headers.get("link"), '</v2/hub/listed/tags/list?n=2&last=v2>; rel="next"');
+  const rest = await mirror.fetch("/v2/hub/listed/tags/list?n=2&last=v2");
+  assert.deepEqual((await rest.json()).tags, ["v3"]);
+  assert.equal(rest.headers.get("link"), null);
+
+  // Revalidated every time (ttl 0); served stale when the upstream fails.
+  const manifest = imageManifest({ digest: fake.blob(Buffer.from("{}")), size: 2 }, []);
+  fake.manifest("listed", "a", manifest);
+  fake.manifest("listed", "b", manifest);
+  const fresh = await mirror.fetch("/v2/fake/listed/tags/list");
+  assert.deepEqual((await fresh.json()).tags, ["a", "b"]);
+  fake.manifest("listed", "c", manifest);
+  assert.deepEqual((await (await mirror.fetch("/v2/fake/listed/tags/list")).json()).tags, ["a", "b", "c"]);
+  fake.set("status", 502);
+  try {
+    const stale = await mirror.fetch("/v2/fake/listed/tags/list");
+    assert.equal(stale.status, 200);
+    assert.equal(stale.headers.get("registry-upstream"), "stale");
+    assert.deepEqual((await stale.json()).tags, ["a", "b", "c"]);
+    const never = await mirror.fetch("/v2/fake/never-listed/tags/list");
+    assert.equal(never.status, 503);
+    assert.equal(await errorCode(never), "UNAVAILABLE");
+  } finally {
+    fake.set("normal");
+  }
+  const unknown = await mirror.fetch("/v2/fake/never-listed/tags/list");
+  assert.equal(unknown.status, 404);
+  assert.equal(await errorCode(unknown), "NAME_UNKNOWN");
+});
+
+test("one platform of a multi-platform index: the index and that platform are stored, nothing else", async () => {
+  const amd = await pushUpstream("library/multi", "amd64");
+  const arm = await pushUpstream("library/multi", "arm64");
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        { mediaType: OCI_MANIFEST, digest: amd.digest, size: amd.manifest.length, platform: { architecture: "amd64", os: "linux" } },
+        { mediaType: OCI_MANIFEST, digest: arm.digest, size: arm.manifest.length, platform: { architecture: "arm64", os: "linux" } },
+      ],
+    }),
+  );
+  const put = await upstream.fetch("/v2/library/multi/manifests/latest", { method: "PUT", body: index, headers: { ...alice, "content-type": "application/vnd.oci.image.index.v1+json" } });
+  assert.equal(put.status, 201);
+  const got = await mirror.fetch("/v2/hub/multi/manifests/latest", { headers: ACCEPT });
+  assert.equal(got.headers.get("docker-content-digest"), sha256(index));
+  const child = await mirror.fetch(`/v2/hub/multi/manifests/${arm.digest}`, { headers: ACCEPT });
+  assert.equal(child.status, 200);
+  await child.arrayBuffer();
+  const layer = await mirror.fetch(`/v2/hub/multi/blobs/${sha256(arm.layers[0])}`);
+  assert.deepEqual(Buffer.from(await layer.arrayBuffer()), arm.layers[0]);
+  await eventually(linked("hub/multi", sha256(arm.layers[0])), "the arm64 layer is recorded");
+  const revisions = (await mirror.keys("repositories/hub/multi/_manifests/revisions/")).filter((k) => k.endsWith("/link"));
+  assert.deepEqual(revisions.sort(), [sha256(index), arm.digest].map((d) => `repositories/hub/multi/_manifests/revisions/sha256/${d.slice(7)}/link`).sort());
+  assert.deepEqual(await mirror.keys("repositories/hub/multi/_layers/"), [`repositories/hub/multi/_layers/sha256/${sha256(arm.layers[0]).slice(7)}/link`]);
+});

@@ -17,6 +17,7 @@ use crate::oci::digest::Digest;
 use crate::oci::error::{RegistryError, Result};
 use crate::oci::name::{Reference, RepoName};
 use crate::storage::blobs;
+use crate::storage::listing::page_of;
 use crate::storage::meter::Op;
 use crate::storage::r2::R2;
 
@@ -62,6 +63,35 @@ pub async fn manifest(cx: &Context<'_>, name: &RepoName, reference: &Reference, 
             super::manifests::answer(cx, reference, &m.digest, m.media_type, size, body)
         }
         None => super::manifests::get(cx, name, reference, with_body).await,
+    };
+    mark(cx, sent, resp, outcome.served, outcome.stale.as_ref())
+}
+
+pub async fn tags(cx: &Context<'_>, name: &RepoName, mirrored: &Mirrored<'_>) -> Result<Response> {
+    let fetch = WebFetch { timeout_ms: cx.app.config.upstream_timeout_ms };
+    let client = client(cx, &fetch, mirrored);
+    let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: "" };
+    let outcome = pull.tags().await;
+    let sent = client.sent.get();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            cx.app.meter.add(Op::Upstream, sent);
+            return Err(e);
+        }
+    };
+    let resp = match outcome.tags {
+        Some(all) => {
+            let (n, last) = super::pagination(cx)?;
+            let page = page_of(&all, last.as_deref(), n);
+            let headers: Vec<_> = super::next_page_link(&page, &format!("/v2/{name}/tags/list"), n, "").into_iter().collect();
+            super::json_reply(200, &headers, &serde_json::json!({"name": name.as_str(), "tags": page.items}))
+        }
+        // Never listed upstream, and it cannot answer now: what is stored, if anything.
+        None => match super::tags::get(cx, name).await {
+            Err(e) if e.code == crate::oci::error::Code::NameUnknown => Err(outcome.stale.clone().unwrap_or(e)),
+            other => other,
+        },
     };
     mark(cx, sent, resp, outcome.served, outcome.stale.as_ref())
 }

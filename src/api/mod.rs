@@ -36,7 +36,7 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
             (Route::Manifest { name, reference }, Method::Head) => mirror::manifest(&cx, &name, &reference, false, &mirrored).await,
             (Route::Blob { name, digest }, Method::Get) => mirror::blob(&cx, &name, &digest, true, &mirrored).await,
             (Route::Blob { name, digest }, Method::Head) => mirror::blob(&cx, &name, &digest, false, &mirrored).await,
-            (Route::Tags { name }, Method::Get) => tags::get(&cx, &name).await,
+            (Route::Tags { name }, Method::Get) => mirror::tags(&cx, &name, &mirrored).await,
             (Route::Referrers { name, digest }, Method::Get) => referrers::get(&cx, &name, &digest).await,
             (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head) => {
                 Err(RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {}", invalid.detail)))

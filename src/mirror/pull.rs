@@ -50,6 +50,34 @@ pub struct ManifestOutcome {
     pub stale: Option<RegistryError>,
 }
 
+/// A mirrored repository's tags.
+#[derive(Debug)]
+pub struct TagsOutcome {
+    pub served: Served,
+    /// The upstream's tags, lexically ordered; `None`: list what is stored (the upstream could
+    /// not answer and never did).
+    pub tags: Option<Vec<String>>,
+    pub stale: Option<RegistryError>,
+}
+
+/// Pages of an upstream tag list followed at most.
+const MAX_TAG_PAGES: usize = 20;
+
+/// The target of a `Link: <url>; rel="next"` header.
+fn next_link(header: &str) -> Option<&str> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let is_next = params.split(';').any(|p| matches!(p.trim().replace(' ', "").as_str(), "rel=\"next\"" | "rel=next"));
+        is_next.then(|| target.trim().strip_prefix('<')?.strip_suffix('>')).flatten()
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct TagListBody {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
 /// Where a blob's bytes come from.
 pub enum BlobSource<Body> {
     /// Storage (linked in the repository now, if it was not).
@@ -155,6 +183,51 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
         };
         let stored = manifests::put_mirrored(self.bucket, self.facts, self.name, &digest, tag, bytes.clone(), content_type.as_deref(), self.now, self.id).await?;
         Ok(Fetched { digest, media_type: stored.media_type, bytes })
+    }
+
+    /// The tags of the repository: the upstream's, fetched again once `tag_ttl_seconds` old
+    /// (every page of them, following `Link`), stale when the upstream cannot answer.
+    pub async fn tags(&self) -> Result<TagsOutcome> {
+        let stored = mirror_tags::get_list(self.bucket, self.name).await?;
+        if let Some((tags, checked)) = &stored {
+            if is_fresh(*checked, self.now, self.mirrored.upstream.tag_ttl_seconds) {
+                return Ok(TagsOutcome { served: Served::Hit, tags: Some(tags.clone()), stale: None });
+            }
+        }
+        match self.fetch_tags().await {
+            Ok(tags) => {
+                mirror_tags::set_list(self.bucket, self.name, &tags, self.now).await?;
+                Ok(TagsOutcome { served: Served::Miss, tags: Some(tags), stale: None })
+            }
+            Err(e) if e.code == Code::NameUnknown => Err(e),
+            Err(why) => Ok(TagsOutcome { served: Served::Stale, tags: stored.map(|(t, _)| t), stale: Some(why) }),
+        }
+    }
+
+    async fn fetch_tags(&self) -> Result<Vec<String>> {
+        let mut url = self.mirrored.url("tags/list");
+        let label = format!("{}/tags/list", self.mirrored.remote);
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let answer = self.client.send("GET", &url, Some("application/json"), &self.mirrored.pull_scope()).await;
+            let resp = match (judge(answer.as_ref().map(|r| r.status).map_err(String::as_str), &label), answer) {
+                (Verdict::Found, Ok(resp)) => resp,
+                (Verdict::Missing, _) => return Err(RegistryError::new(Code::NameUnknown, format!("repository unknown upstream: {}", self.mirrored.remote))),
+                (Verdict::Failed(why), _) => return Err(why),
+                (Verdict::Found, Err(_)) => unreachable!("a verdict of Found has an answer"),
+            };
+            let next = resp.header("link").and_then(next_link).map(str::to_string);
+            let bytes = self.client.fetch.read(resp.body, 4 * 1024 * 1024).await.map_err(|e| RegistryError::new(Code::Unavailable, format!("upstream {label}: {e}")))?;
+            let body: TagListBody = serde_json::from_slice(&bytes).map_err(|e| RegistryError::new(Code::Unavailable, format!("upstream {label}: {e}")))?;
+            tags.extend(body.tags.unwrap_or_default().into_iter().filter(|t| Tag::parse(t).is_ok()));
+            match next.and_then(|n| url::Url::parse(&url).ok()?.join(&n).ok()) {
+                Some(n) => url = n.to_string(),
+                None => break,
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
     }
 
     /// Where the bytes of blob `digest` come from (see the module docs); `with_body` false
@@ -355,6 +428,56 @@ mod tests {
         let unknown = Digest::of(Algorithm::Sha256, b"nope");
         let (e, _) = pull_at(&s, &up, 0, async |p| p.manifest(&Reference::Digest(unknown.clone())).await.unwrap_err());
         assert_eq!(e.code, Code::ManifestUnknown);
+    }
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(next_link(r#"</v2/a/tags/list?last=x&n=2>; rel="next""#), Some("/v2/a/tags/list?last=x&n=2"));
+        assert_eq!(next_link(r#"<https://h/p1>; rel="prev", <https://h/p3>; rel=next"#), Some("https://h/p3"));
+        assert_eq!(next_link(r#"<https://h/p1>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn tags_from_the_upstream_every_page_then_fresh_then_stale() {
+        let s = setup();
+        let fail = RefCell::new(None::<u16>);
+        let handler = |req: &UpstreamRequest| -> Answer {
+            if let Some(status) = *fail.borrow() {
+                return answer(status, &[], b"");
+            }
+            match req.url.as_str() {
+                "http://up/v2/library/app/tags/list" => answer(200, &[("Link", r#"</v2/library/app/tags/list?last=b&n=2>; rel="next""#)], br#"{"name":"library/app","tags":["b","a"]}"#),
+                "http://up/v2/library/app/tags/list?last=b&n=2" => answer(200, &[], br#"{"name":"library/app","tags":["c","b","not a tag!"]}"#),
+                other => panic!("unexpected {other}"),
+            }
+        };
+        let fake = FakeUpstream::new(&handler);
+        let mirrored = s.upstreams.resolve(&s.name).unwrap();
+        let run = |now: u64| {
+            let client = Client::new(&fake, &s.tokens, &mirrored.upstream.url, None, now);
+            let pull = Pull { bucket: &s.bucket, facts: &s.facts, client: &client, mirrored: &mirrored, name: &s.name, now, id: "id" };
+            block_on(pull.tags())
+        };
+        let out = run(0).unwrap();
+        assert_eq!((out.served, out.tags.unwrap()), (Served::Miss, vec!["a".to_string(), "b".into(), "c".into()]));
+        assert_eq!(fake.urls().len(), 2);
+        let out = run(59_999).unwrap();
+        assert_eq!((out.served, out.tags.unwrap().len(), fake.urls().len()), (Served::Hit, 3, 2));
+        *fail.borrow_mut() = Some(502);
+        let out = run(60_000).unwrap();
+        assert_eq!((out.served, out.tags.unwrap().len()), (Served::Stale, 3));
+        assert!(out.stale.unwrap().detail.contains("502"));
+        *fail.borrow_mut() = Some(404);
+        assert_eq!(run(60_000).unwrap_err().code, Code::NameUnknown);
+        // Never fetched, upstream down: nothing to list from here (the caller lists storage).
+        let other = Setup { name: RepoName::parse("hub/other").unwrap(), ..setup() };
+        let mirrored = other.upstreams.resolve(&other.name).unwrap();
+        *fail.borrow_mut() = Some(503);
+        let client = Client::new(&fake, &other.tokens, &mirrored.upstream.url, None, 0);
+        let pull = Pull { bucket: &other.bucket, facts: &other.facts, client: &client, mirrored: &mirrored, name: &other.name, now: 0, id: "id" };
+        let out = block_on(pull.tags()).unwrap();
+        assert_eq!((out.served, out.tags), (Served::Stale, None));
     }
 
     #[test]

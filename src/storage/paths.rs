@@ -31,6 +31,8 @@
 //!                                          <subject-hex>
 //! repositories/<name>/_mirror/tags/<tag>  a mirrored tag's freshness: {digest, checked (ms)},
 //!                                          when the upstream last confirmed the tag (`mirror`)
+//! repositories/<name>/_mirror/taglist      a mirrored repository's upstream tags: {tags,
+//!                                          checked (ms)}
 //! catalog/<name>                           catalog entry, written with the first manifest
 //! gc/state                                 the garbage collector's cursors between runs
 //! ```
@@ -81,6 +83,8 @@ pub enum PathSpec<'a> {
     Referrers { name: &'a RepoName, subject: &'a Digest },
     /// When the upstream last confirmed a mirrored tag.
     MirrorTag { name: &'a RepoName, tag: &'a Tag },
+    /// The upstream's tags of a mirrored repository, as last fetched.
+    MirrorTagList { name: &'a RepoName },
     CatalogEntry { name: &'a RepoName },
     /// Prefix of the catalog.
     Catalog,
@@ -130,6 +134,7 @@ impl PathSpec<'_> {
                 format!("repositories/{name}/_referrers/{}/{}/", subject.algorithm().as_str(), subject.hex())
             }
             PathSpec::MirrorTag { name, tag } => format!("repositories/{name}/_mirror/tags/{tag}"),
+            PathSpec::MirrorTagList { name } => format!("repositories/{name}/_mirror/taglist"),
             PathSpec::CatalogEntry { name } => format!("catalog/{name}"),
             PathSpec::Catalog => "catalog/".to_string(),
             PathSpec::Object { key } => key.to_string(),
@@ -214,6 +219,7 @@ mod tests {
             (PathSpec::Tags { name: &n }, "repositories/a/b/_manifests/tags/".into()),
             (PathSpec::ReferrerEntry { name: &n, subject: &d, digest: &d }, format!("repositories/a/b/_referrers/sha256/{h}/sha256/{h}")),
             (PathSpec::MirrorTag { name: &n, tag: &t }, "repositories/a/b/_mirror/tags/v1".into()),
+            (PathSpec::MirrorTagList { name: &n }, "repositories/a/b/_mirror/taglist".into()),
             (PathSpec::CatalogEntry { name: &n }, "catalog/a/b".into()),
         ];
         for (spec, key) in cases {
