@@ -7,7 +7,10 @@
 //   warm pull (edge cache)
 //   of that blob, received by curl into /dev/null (Node's fetch caps at a few MB/s here);
 // - storage operations per `skopeo copy` of a 3-layer image: push, cold pull, warm pull,
-//   summed from every response's Registry-Storage-Ops header through a counting proxy.
+//   summed from every response's Registry-Storage-Ops header through a counting proxy; and the
+//   same copy through a mirror of that registry, cold and warm, with the upstream requests;
+// - the mirror: a cold pull of the blob through a mirror (upstream → client and R2 in one
+//   pass) against a direct pull from the same upstream, and the warm pull that follows.
 import { Miniflare } from "miniflare";
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -219,10 +222,51 @@ async function skopeoOps() {
   await new Promise((r) => setTimeout(r, 1000)); // let the cold pull's cache writes finish
   await copy(ref, `oci:${join(dir, "warm")}:v1`);
   const warm = proxy.take();
+  // The same image through a mirror of this registry: cold (filled from it), then warm.
+  const mirror = await startRegistry({ dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "up/", url }]) } });
+  const mirrorProxy = await countingProxy(mirror.url);
+  const viaMirror = `docker://${mirrorProxy.host}/up/bench/three:v1`;
+  await copy(viaMirror, `oci:${join(dir, "mirror-cold")}:v1`);
+  const mirrorCold = mirrorProxy.take();
+  await new Promise((r) => setTimeout(r, 1000)); // let the cold pull's fills be recorded
+  await copy(viaMirror, `oci:${join(dir, "mirror-warm")}:v1`);
+  const mirrorWarm = mirrorProxy.take();
+  await mirrorProxy.close();
+  await mirror.mf.dispose();
   await proxy.close();
   await mf.dispose();
   rmSync(dir, { recursive: true, force: true });
-  return { push, cold, warm };
+  return { push, cold, warm, "mirror cold": mirrorCold, "mirror warm": mirrorWarm };
+}
+
+// A registry holding the blob as the upstream, and a mirror of it: the direct pull (upstream
+// warm), the mirror's cold pull (filling its bucket from the same stream), its warm pull.
+async function mirrorPull(dir) {
+  const up = await startRegistry({ dataDir: join(dir, "upstream"), bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(SIZE * 2) } });
+  const push = await fetch(`${up.url}/v2/library/big/blobs/uploads/?digest=${digest}`, { method: "POST", body: blob });
+  if (push.status !== 201) throw new Error(`upstream push: ${push.status}`);
+  const direct = `${up.url}/v2/library/big/blobs/${digest}`;
+  await curlPull(direct);
+  const directWarm = Math.min(await curlPull(direct), await curlPull(direct));
+  const running = new Set(Object.keys(workerdPeaks()));
+  const mirror = await startRegistry({ dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "hub/", url: up.url, library: true }]) } });
+  const through = `${mirror.url}/v2/hub/big/blobs/${digest}`;
+  const cold = await curlPull(through);
+  const peak = peakSince(running);
+  // The fill is recorded after the response: wait until a HEAD is answered from storage.
+  let upstreamRequests = -1;
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(through, { method: "HEAD" });
+    if (res.headers.get("registry-upstream") === "hit") break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const warm = Math.min(await curlPull(through), await curlPull(through));
+  const check = await fetch(through, { headers: { range: "bytes=0-0" } });
+  await check.arrayBuffer();
+  upstreamRequests = Number(check.headers.get("registry-storage-ops").match(/upstream=(\d+)/)[1]);
+  await mirror.mf.dispose();
+  await up.mf.dispose();
+  return { direct: directWarm, cold, warm, upstreamRequests, peak };
 }
 
 const dir = mkdtempSync(join(tmpdir(), "bench-"));
@@ -230,6 +274,7 @@ const r = await registryPush(dir);
 const b = await baseline(dir, r.keys);
 const multipart = await registryPull(dir, `/v2/bench/mono/blobs/${digest}`);
 const single = await registryPull(dir, `/v2/bench/single/blobs/${r.otherDigest}`);
+const mirrored = await mirrorPull(dir);
 rmSync(dir, { recursive: true, force: true });
 const ops = await skopeoOps();
 const row = (name, s, base) => console.log(`${name.padEnd(44)} ${mbps(s).padStart(8)} MB/s   ${(base / s).toFixed(2)}× baseline`);
@@ -246,12 +291,16 @@ row("registry pull warm, multipart object", multipart.warm, b.pulls.multipart);
 base("baseline JS pull, single-put object", b.pulls.single);
 row("registry pull cold, single-put object", single.cold, b.pulls.single);
 row("registry pull warm, single-put object", single.warm, b.pulls.single);
+base("direct pull from the upstream (warm there)", mirrored.direct);
+row("mirror pull cold (upstream → client + R2)", mirrored.cold, mirrored.direct);
+row("mirror pull warm", mirrored.warm, mirrored.direct);
+console.log(`  upstream requests of a warm mirror pull: ${mirrored.upstreamRequests}; mirror's workerd peak RSS in the cold pull: ${mirrored.peak.toFixed(0)} MB`);
 console.log(`workerd peak RSS while pushing: registry ${r.peak.toFixed(0)} MB; baseline (push + pulls) ${b.peak.toFixed(0)} MB`);
 if (ops) {
   console.log("storage operations per skopeo copy of a 3-layer image (config + 3 layers + manifest):");
   for (const [name, o] of Object.entries(ops)) {
     const fields = Object.entries(o).map(([k, v]) => `${k}=${v}`).join(" ");
-    console.log(`  ${name.padEnd(5)} ${fields}`);
+    console.log(`  ${name.padEnd(11)} ${fields}`);
   }
 } else {
   console.log("storage operations per skopeo copy: skipped (needs skopeo and umoci)");
