@@ -398,3 +398,55 @@ test("one platform of a multi-platform index: the index and that platform are st
   assert.deepEqual(revisions.sort(), [sha256(index), arm.digest].map((d) => `repositories/hub/multi/_manifests/revisions/sha256/${d.slice(7)}/link`).sort());
   assert.deepEqual(await mirror.keys("repositories/hub/multi/_layers/"), [`repositories/hub/multi/_layers/sha256/${sha256(arm.layers[0]).slice(7)}/link`]);
 });
+
+test("mirrored content not pulled for evict_after_days is evicted; a later pull fetches it again", async () => {
+  const image = await pushUpstream("library/evicted", "v1");
+  const ev = await registry({ UPSTREAMS: JSON.stringify([{ prefix: "ev/", url: upstream.url, library: true, evict_after_days: 7 }]) });
+  try {
+    const layer = sha256(image.layers[0]);
+    const first = await ev.fetch("/v2/ev/evicted/manifests/v1", { headers: ACCEPT });
+    assert.equal(first.headers.get("registry-upstream"), "miss");
+    await (await ev.fetch(`/v2/ev/evicted/blobs/${layer}`)).arrayBuffer();
+    const marker = `repositories/ev/evicted/_mirror/pulled/sha256/${image.digest.slice(7)}`;
+    for (let i = 0; !(await ev.keys(marker)).length || !(await ev.keys(`repositories/ev/evicted/_layers/`)).length; i++) {
+      assert.ok(i < 400, "the pull and the fill are recorded");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const bucket = await ev.bucket();
+    const today = Math.floor(Date.now() / 86_400_000);
+    assert.deepEqual(JSON.parse(await (await bucket.get(marker)).text()), { day: today });
+    // Pulled again today: nothing more is written. Eight days ago: evicted, with its tag.
+    await bucket.put(marker, JSON.stringify({ day: today - 6 }));
+    const kept = await (await ev.fetch("/admin/lifecycle", { method: "POST" })).json();
+    assert.equal(kept.eviction.manifests_evicted, 0);
+    await bucket.put(marker, JSON.stringify({ day: today - 8 }));
+    const dry = await (await ev.fetch("/admin/lifecycle?dry_run=true", { method: "POST" })).json();
+    assert.deepEqual(dry.eviction.evicted, [`ev/evicted@${image.digest}`]);
+    assert.equal((await ev.keys(marker)).length, 1, "a dry run evicts nothing");
+    const run = await (await ev.fetch("/admin/lifecycle", { method: "POST" })).json();
+    assert.deepEqual(run.eviction.evicted, [`ev/evicted@${image.digest}`]);
+    assert.deepEqual(await ev.keys("repositories/ev/evicted/_manifests/"), []);
+    // The collector then frees the layer (no manifest names it; aged past the grace period).
+    for (const key of await ev.keys("blobs/")) {
+      if (!key.endsWith("/descriptor")) continue;
+      const d = JSON.parse(await (await bucket.get(key)).text());
+      d.touched = 0;
+      await bucket.put(key, JSON.stringify(d));
+    }
+    for (let i = 0; !(await (await ev.fetch("/admin/lifecycle", { method: "POST" })).json()).gc_finished; i++) assert.ok(i < 50);
+    assert.equal((await ev.keys(`blobs/sha256/${layer.slice(7, 9)}/${layer.slice(7)}/data`)).length, 0, "the layer's bytes are gone");
+
+    // A later pull: the fresh tag record and the layer's link outlived the content; both are
+    // fetched again from the upstream, served whole and stored again.
+    const again = await ev.fetch("/v2/ev/evicted/manifests/v1", { headers: ACCEPT });
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get("registry-upstream"), "miss");
+    assert.deepEqual(Buffer.from(await again.arrayBuffer()), image.manifest);
+    const bytes = await ev.fetch(`/v2/ev/evicted/blobs/${layer}`);
+    assert.equal(bytes.status, 200);
+    assert.equal(bytes.headers.get("registry-upstream"), "miss");
+    assert.deepEqual(Buffer.from(await bytes.arrayBuffer()), image.layers[0]);
+  } finally {
+    await ev.close();
+  }
+});

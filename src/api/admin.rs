@@ -1,5 +1,5 @@
 //! `POST /admin/lifecycle[?dry_run=true][&budget=N]`: runs the lifecycle work (upload purge,
-//! garbage collection step) now and answers its summary as JSON. The cron trigger runs the
+//! mirror eviction, garbage collection step) now and answers its summary as JSON. The cron trigger runs the
 //! same [`run`].
 
 use worker::Response;
@@ -7,6 +7,7 @@ use worker::Response;
 use super::json_reply;
 use crate::app::{App, Context};
 use crate::oci::error::{Code, RegistryError, Result};
+use crate::storage::eviction::DAY_MS;
 use crate::storage::lifecycle::{self, Summary};
 
 /// One lifecycle run with the app's configuration; logs its one-line summary.
@@ -16,7 +17,11 @@ pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Res
     if let Some(b) = budget {
         cfg.budget = b.clamp(8, cfg.budget);
     }
-    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg).await?;
+    let upstreams = &app.config.upstreams;
+    let evict_after = |name: &crate::oci::name::RepoName| upstreams.resolve(name)?.upstream.evict_after_days.map(|d| d * DAY_MS);
+    let evicts = upstreams.entries().iter().any(|u| u.evict_after_days.is_some());
+    let policy: Option<lifecycle::EvictAfter<'_>> = if evicts { Some(&evict_after) } else { None };
+    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg, policy).await?;
     for digest in &summary.deleted {
         app.edge.forget_blob(digest).await;
     }

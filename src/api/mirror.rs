@@ -14,9 +14,9 @@ use crate::mirror::freshness::{self, Served};
 use crate::mirror::pull::{BlobSource, Pull};
 use crate::mirror::web::{self, WebFetch};
 use crate::oci::digest::Digest;
-use crate::oci::error::{RegistryError, Result};
+use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::{Reference, RepoName};
-use crate::storage::blobs;
+use crate::storage::{blobs, eviction};
 use crate::storage::listing::page_of;
 use crate::storage::meter::Op;
 use crate::storage::r2::R2;
@@ -47,24 +47,64 @@ pub async fn manifest(cx: &Context<'_>, name: &RepoName, reference: &Reference, 
     let client = client(cx, &fetch, mirrored);
     let id = cx.new_id();
     let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: &id };
-    let outcome = pull.manifest(reference).await;
-    let sent = client.sent.get();
-    let outcome = match outcome {
-        Ok(o) => o,
+    let answered = async {
+        let mut outcome = pull.manifest(reference).await?;
+        if outcome.fetched.is_none() {
+            match super::manifests::get(cx, name, reference, with_body).await {
+                // A record or cached fact said it was stored, but it was evicted: ask again.
+                Err(e) if e.code == Code::ManifestUnknown && outcome.served != Served::Stale => outcome = pull.manifest_again(reference).await?,
+                resp => return Ok((resp?, outcome)),
+            }
+        }
+        let m = outcome.fetched.take().expect("fetched");
+        let size = m.bytes.len() as u64;
+        let body = if with_body { ResponseBody::Body(m.bytes) } else { ResponseBody::Empty };
+        Ok((super::manifests::answer(cx, reference, &m.digest, m.media_type, size, body)?, outcome))
+    }
+    .await;
+    let (resp, outcome) = match answered {
+        Ok(a) => a,
         Err(e) => {
-            cx.app.meter.add(Op::Upstream, sent);
+            cx.app.meter.add(Op::Upstream, client.sent.get());
             return Err(e);
         }
     };
-    let resp = match outcome.fetched {
-        Some(m) => {
-            let size = m.bytes.len() as u64;
-            let body = if with_body { ResponseBody::Body(m.bytes) } else { ResponseBody::Empty };
-            super::manifests::answer(cx, reference, &m.digest, m.media_type, size, body)
+    if let Some(digest) = resp.headers().get("docker-content-digest").ok().flatten().and_then(|d| Digest::parse(&d).ok()) {
+        record_pull_later(cx, name, digest);
+    }
+    mark(cx, client.sent.get(), Ok(resp), outcome.served, outcome.stale.as_ref())
+}
+
+thread_local! {
+    /// `name@digest` pulls this isolate recorded, by day: a day's first pull records it (after
+    /// the response), later ones write nothing.
+    static RECORDED: std::cell::RefCell<(u64, std::collections::HashSet<String>)> = Default::default();
+}
+
+/// Records the pull of `digest` for eviction (`storage::eviction`), once a day per isolate.
+fn record_pull_later(cx: &Context<'_>, name: &RepoName, digest: Digest) {
+    if !cx.app.config.upstreams.resolve(name).is_some_and(|m| m.upstream.evict_after_days.is_some()) {
+        return;
+    }
+    let now = cx.now_ms();
+    let first_today = RECORDED.with(|r| {
+        let mut r = r.borrow_mut();
+        let day = now / eviction::DAY_MS;
+        if r.0 != day {
+            *r = (day, Default::default());
         }
-        None => super::manifests::get(cx, name, reference, with_body).await,
-    };
-    mark(cx, sent, resp, outcome.served, outcome.stale.as_ref())
+        r.1.insert(format!("{name}@{digest}"))
+    });
+    if !first_today {
+        return;
+    }
+    let (r2, name) = (cx.app.r2.clone(), name.clone());
+    cx.app.edge.after_response(wasm_bindgen_futures::future_to_promise(async move {
+        if let Err(e) = eviction::record_pull(&r2, &name, &digest, now).await {
+            worker::console_warn!("{name}@{digest}: pull not recorded: {e}");
+        }
+        Ok(wasm_bindgen::JsValue::UNDEFINED)
+    }));
 }
 
 pub async fn tags(cx: &Context<'_>, name: &RepoName, mirrored: &Mirrored<'_>) -> Result<Response> {
@@ -109,11 +149,19 @@ pub async fn blob(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body:
             return Err(e);
         }
     };
-    let resp = match source {
-        BlobSource::Stored(desc) => super::blobs::serve(cx, name, digest, &desc, with_body).await,
-        BlobSource::Upstream { length, body } => from_upstream(cx, name, digest, length, body, with_body).await,
+    let (served, resp) = match source {
+        BlobSource::Stored(desc) => match super::blobs::serve(cx, name, digest, &desc, with_body).await {
+            // Linked, but the bytes were collected (after an eviction): ask again.
+            Err(e) if e.code == Code::BlobUnknown => match pull.blob_again(digest).await {
+                Ok((served, BlobSource::Upstream { length, body })) => (served, from_upstream(cx, name, digest, length, body, with_body).await),
+                Ok((served, BlobSource::Stored(_))) => (served, Err(e)),
+                Err(e) => (Served::Miss, Err(e)),
+            },
+            resp => (served, resp),
+        },
+        BlobSource::Upstream { length, body } => (served, from_upstream(cx, name, digest, length, body, with_body).await),
     };
-    mark(cx, sent, resp, served, None)
+    mark(cx, client.sent.get(), resp, served, None)
 }
 
 /// Answers with the upstream's blob, filling the bucket from the same stream.

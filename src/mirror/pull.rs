@@ -119,6 +119,24 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
             }
         }
         let local = tags::resolve_tag(self.bucket, self.name, tag).await?;
+        self.revalidate(tag, local).await
+    }
+
+    /// Fetches `reference` from the upstream whatever storage says: what storage had is gone
+    /// (evicted, or collected after), though a record or link said it was there.
+    pub async fn manifest_again(&self, reference: &Reference) -> Result<ManifestOutcome> {
+        match reference {
+            Reference::Digest(digest) => {
+                let fetched = self.fetch_manifest(digest, None).await?;
+                Ok(ManifestOutcome { served: Served::Miss, fetched: Some(fetched), stale: None })
+            }
+            Reference::Tag(tag) => self.revalidate(tag, None).await,
+        }
+    }
+
+    /// Asks the upstream which digest `tag` names (`local`: the one stored, if any).
+    async fn revalidate(&self, tag: &Tag, local: Option<Digest>) -> Result<ManifestOutcome> {
+        let outcome = |served, fetched, stale| Ok(ManifestOutcome { served, fetched, stale });
         let what = format!("manifests/{tag}");
         let (verdict, head) = self.ask("HEAD", &what, Some(MANIFEST_ACCEPT)).await;
         match verdict {
@@ -236,7 +254,17 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
         if let Some(desc) = blobs::linked_for_pull(self.bucket, self.facts, self.name, digest).await? {
             return Ok((Served::Hit, BlobSource::Stored(desc)));
         }
-        let stored_elsewhere = blobs::descriptor(self.bucket, digest).await?.is_some_and(|(d, _)| !d.doomed);
+        self.blob_upstream(digest, with_body, true).await
+    }
+
+    /// The blob from the upstream whatever storage says: the link was there, the bytes were
+    /// not (collected after an eviction).
+    pub async fn blob_again(&self, digest: &Digest) -> Result<(Served, BlobSource<F::Body>)> {
+        self.blob_upstream(digest, true, false).await
+    }
+
+    async fn blob_upstream(&self, digest: &Digest, with_body: bool, reuse_stored: bool) -> Result<(Served, BlobSource<F::Body>)> {
+        let stored_elsewhere = reuse_stored && blobs::descriptor(self.bucket, digest).await?.is_some_and(|(d, _)| !d.doomed);
         let method = if with_body && !stored_elsewhere { "GET" } else { "HEAD" };
         let (verdict, resp) = self.ask(method, &format!("blobs/{digest}"), None).await;
         match verdict {
@@ -252,7 +280,7 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
             }
             // Collected meanwhile: fetch it like any blob not stored.
             if with_body {
-                return Box::pin(self.blob(digest, with_body)).await;
+                return Box::pin(self.blob_upstream(digest, with_body, false)).await;
             }
         }
         let length = resp.header("content-length").and_then(|l| l.trim().parse().ok());
@@ -381,7 +409,15 @@ mod tests {
         let (out, asked) = pull_at(&s, &up, 200_000, async |p| p.manifest(&tag()).await.unwrap());
         assert_eq!((out.served, out.fetched.unwrap().digest), (Served::Miss, second.clone()));
         assert_eq!(asked[1], format!("GET http://up/v2/library/app/manifests/{second}"));
-        assert_eq!(block_on(tags::resolve_tag(&s.bucket, &s.name, &Tag::parse("v1").unwrap())).unwrap(), Some(second));
+        assert_eq!(block_on(tags::resolve_tag(&s.bucket, &s.name, &Tag::parse("v1").unwrap())).unwrap(), Some(second.clone()));
+        // Evicted meanwhile (the record still says fresh): asked again on demand.
+        block_on(manifests::delete(&s.bucket, &s.facts, &s.name, &Reference::Digest(second.clone()))).unwrap();
+        let (out, _) = pull_at(&s, &up, 200_002, async |p| p.manifest(&tag()).await.unwrap());
+        assert_eq!(out.served, Served::Hit);
+        let (out, asked) = pull_at(&s, &up, 200_002, async |p| p.manifest_again(&tag()).await.unwrap());
+        assert_eq!((out.served, out.fetched.unwrap().digest, asked.len()), (Served::Miss, second.clone(), 2));
+        let (out, asked) = pull_at(&s, &up, 200_003, async |p| p.manifest_again(&Reference::Digest(second.clone())).await.unwrap());
+        assert_eq!((out.served, asked), (Served::Miss, vec![format!("GET http://up/v2/library/app/manifests/{second}")]));
         // The old revision stays (by digest, immutable).
         let (out, asked) = pull_at(&s, &up, 200_001, async |p| p.manifest(&Reference::Digest(first.clone())).await.unwrap());
         assert_eq!((out.served, asked.len()), (Served::Hit, 0));
@@ -504,6 +540,10 @@ mod tests {
         let (out, asked) = pull_at(&s, &up, 0, async |p| p.blob(&layer, true).await.unwrap());
         assert!(matches!(out, (Served::Hit, BlobSource::Stored(_))));
         assert!(asked.is_empty());
+        // Linked, but the bytes are gone: asked again, for the bytes.
+        let (out, asked) = pull_at(&s, &up, 0, async |p| p.blob_again(&layer).await.unwrap());
+        assert!(matches!(out, (Served::Miss, BlobSource::Upstream { length: Some(11), .. })));
+        assert_eq!(asked, [format!("GET http://up/v2/library/app/blobs/{layer}")]);
 
         // One the upstream does not have is not linked, even when stored for someone else.
         let private = Digest::of(Algorithm::Sha256, b"private");

@@ -1,10 +1,12 @@
 //! One lifecycle run, as the cron trigger or an admin request starts it: purge abandoned
-//! uploads, then advance the garbage collection (`gc`) from where the last run left it, within
-//! a budget of bucket operations (the platform limits subrequests per invocation).
+//! uploads, evict mirrored manifests nobody pulls (`eviction`, when an upstream asks for it),
+//! then advance the garbage collection (`gc`) from where the last run left it, within a budget
+//! of bucket operations (the platform limits subrequests per invocation).
 
 use serde::Serialize;
 
 use super::chunking::PartSink;
+use super::eviction::{self, Evicted};
 use super::facts::FactCache;
 use super::gc::{self, GcState, Phase, Stats};
 use super::paths::PathSpec;
@@ -13,6 +15,10 @@ use super::uploads::{Uploads, DEFAULT_LEASE_MS};
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
+use crate::oci::name::RepoName;
+
+/// How long a repository keeps a mirrored manifest nobody pulls (ms; None: not evicted).
+pub type EvictAfter<'a> = &'a dyn Fn(&RepoName) -> Option<u64>;
 
 /// How long a run holds the collection before another may take it over (ms).
 pub const GC_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -35,6 +41,9 @@ pub struct Summary {
     pub started_ms: u64,
     pub finished_ms: u64,
     pub uploads: Purged,
+    /// Mirrored manifests evicted (absent when no upstream evicts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eviction: Option<Evicted>,
     pub gc: Stats,
     pub gc_phase: Phase,
     /// The collection completed in this run (else it resumes in the next).
@@ -52,11 +61,15 @@ impl Summary {
     pub fn line(&self, duration_ms: u64) -> String {
         let g = &self.gc;
         format!(
-            "lifecycle{}: uploads scanned={} purged={} bytes={}; gc {} repositories={} manifests={} blobs scanned={} kept={} deleted={} bytes_freed={}{}; {duration_ms} ms",
+            "lifecycle{}: uploads scanned={} purged={} bytes={};{} gc {} repositories={} manifests={} blobs scanned={} kept={} deleted={} bytes_freed={}{}; {duration_ms} ms",
             if self.dry_run { " (dry run)" } else { "" },
             self.uploads.scanned,
             self.uploads.purged,
             self.uploads.bytes,
+            self.eviction
+                .as_ref()
+                .map(|e| format!(" mirror eviction scanned={} evicted={};", e.manifests_scanned, e.manifests_evicted))
+                .unwrap_or_default(),
             if self.gc_finished { "finished" } else { "in progress" },
             g.repositories,
             g.manifests,
@@ -100,8 +113,9 @@ async fn take_collection<B: Bucket + ?Sized>(bucket: &B, now: u64) -> Result<Lea
     })
 }
 
-/// One run at `now`.
-pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, now: u64, cfg: &LifecycleConfig) -> Result<Summary>
+/// One run at `now`; `evict_after` says which repositories evict mirrored manifests (None:
+/// none does, the step is skipped).
+pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, now: u64, cfg: &LifecycleConfig, evict_after: Option<EvictAfter<'_>>) -> Result<Summary>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
@@ -111,7 +125,11 @@ where
     let clock = move || now;
     let uploads = Uploads { bucket, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
     summary.uploads = purge::purge_abandoned(&uploads, sink, now, cfg.upload_max_age_ms, cfg.budget / 4, cfg.dry_run).await?;
-    let budget = cfg.budget - cfg.budget / 4;
+    let mut budget = cfg.budget - cfg.budget / 4;
+    if let Some(policy) = evict_after {
+        summary.eviction = Some(eviction::step(bucket, facts, now, cfg.budget / 4, cfg.dry_run, policy).await?);
+        budget -= cfg.budget / 4;
+    }
 
     if cfg.dry_run {
         // From scratch, in memory: a dry run writes nothing, not even progress.

@@ -9,6 +9,7 @@
 pub mod blobs;
 pub mod catalog;
 pub mod chunking;
+pub mod eviction;
 pub mod facts;
 pub mod gc;
 pub mod lifecycle;

@@ -33,8 +33,12 @@
 //!                                          when the upstream last confirmed the tag (`mirror`)
 //! repositories/<name>/_mirror/taglist      a mirrored repository's upstream tags: {tags,
 //!                                          checked (ms)}
+//! repositories/<name>/_mirror/pulled/<alg>/<hex>
+//!                                          the day (since the epoch) a mirrored manifest was
+//!                                          last pulled, written at most once a day (`eviction`)
 //! catalog/<name>                           catalog entry, written with the first manifest
 //! gc/state                                 the garbage collector's cursors between runs
+//! gc/eviction                              the mirror eviction's cursor between runs
 //! ```
 //!
 //! A descriptor also records when the blob was last stored or claimed (`touched`) and whether
@@ -85,6 +89,8 @@ pub enum PathSpec<'a> {
     MirrorTag { name: &'a RepoName, tag: &'a Tag },
     /// The upstream's tags of a mirrored repository, as last fetched.
     MirrorTagList { name: &'a RepoName },
+    /// The day a mirrored manifest was last pulled.
+    MirrorPulled { name: &'a RepoName, digest: &'a Digest },
     CatalogEntry { name: &'a RepoName },
     /// Prefix of the catalog.
     Catalog,
@@ -96,6 +102,8 @@ pub enum PathSpec<'a> {
     Uploads,
     /// The collector's progress between runs.
     GcState,
+    /// The mirror eviction's progress between runs.
+    EvictionCursor,
 }
 
 impl PathSpec<'_> {
@@ -135,12 +143,16 @@ impl PathSpec<'_> {
             }
             PathSpec::MirrorTag { name, tag } => format!("repositories/{name}/_mirror/tags/{tag}"),
             PathSpec::MirrorTagList { name } => format!("repositories/{name}/_mirror/taglist"),
+            PathSpec::MirrorPulled { name, digest } => {
+                format!("repositories/{name}/_mirror/pulled/{}/{}", digest.algorithm().as_str(), digest.hex())
+            }
             PathSpec::CatalogEntry { name } => format!("catalog/{name}"),
             PathSpec::Catalog => "catalog/".to_string(),
             PathSpec::Object { key } => key.to_string(),
             PathSpec::Blobs => "blobs/".to_string(),
             PathSpec::Uploads => "uploads/".to_string(),
             PathSpec::GcState => "gc/state".to_string(),
+            PathSpec::EvictionCursor => "gc/eviction".to_string(),
         }
     }
 
@@ -220,6 +232,8 @@ mod tests {
             (PathSpec::ReferrerEntry { name: &n, subject: &d, digest: &d }, format!("repositories/a/b/_referrers/sha256/{h}/sha256/{h}")),
             (PathSpec::MirrorTag { name: &n, tag: &t }, "repositories/a/b/_mirror/tags/v1".into()),
             (PathSpec::MirrorTagList { name: &n }, "repositories/a/b/_mirror/taglist".into()),
+            (PathSpec::MirrorPulled { name: &n, digest: &d }, format!("repositories/a/b/_mirror/pulled/sha256/{h}")),
+            (PathSpec::EvictionCursor, "gc/eviction".into()),
             (PathSpec::CatalogEntry { name: &n }, "catalog/a/b".into()),
         ];
         for (spec, key) in cases {
