@@ -1,9 +1,16 @@
 // The benchmark baseline: a plain JavaScript worker on the same emulator. PUT /<key> streams
 // the body through crypto.DigestStream and into the bucket together (tee); GET /<key> hands the
-// bucket object's stream to the response.
+// bucket object's stream to the response; POST /<key>?from=<url>&sha256=<hex> streams what
+// <url> answers straight into the bucket, R2 verifying the digest (a mirror fill, no client).
 export default {
   async fetch(request, env) {
-    const key = new URL(request.url).pathname.slice(1);
+    const url = new URL(request.url);
+    const key = url.pathname.slice(1);
+    if (request.method === "POST") {
+      const upstream = await fetch(url.searchParams.get("from"));
+      await env.BLOBS.put(key, upstream.body, { sha256: url.searchParams.get("sha256") });
+      return new Response("stored", { status: 201 });
+    }
     if (request.method === "PUT") {
       const len = Number(request.headers.get("content-length"));
       const [a, b] = request.body.tee();

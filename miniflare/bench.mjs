@@ -248,6 +248,14 @@ async function mirrorPull(dir) {
   const direct = `${up.url}/v2/library/big/blobs/${digest}`;
   await curlPull(direct);
   const directWarm = Math.min(await curlPull(direct), await curlPull(direct));
+  // The bucket's own write speed from the same upstream, in plain JS: what a fill can reach here.
+  const js = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "fill"), host: "127.0.0.1", port: 0 });
+  const jsUrl = (await js.ready).toString();
+  const fill = await timed(async () => {
+    const res = await fetch(`${jsUrl}fill?from=${encodeURIComponent(direct)}&sha256=${digest.slice(7)}`, { method: "POST" });
+    if (res.status !== 201) throw new Error(`baseline fill: ${res.status}`);
+  });
+  await js.dispose();
   const running = new Set(Object.keys(workerdPeaks()));
   const mirror = await startRegistry({ dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "hub/", url: up.url, library: true }]) } });
   const through = `${mirror.url}/v2/hub/big/blobs/${digest}`;
@@ -266,7 +274,7 @@ async function mirrorPull(dir) {
   upstreamRequests = Number(check.headers.get("registry-storage-ops").match(/upstream=(\d+)/)[1]);
   await mirror.mf.dispose();
   await up.mf.dispose();
-  return { direct: directWarm, cold, warm, upstreamRequests, peak };
+  return { direct: directWarm, fill, cold, warm, upstreamRequests, peak };
 }
 
 const dir = mkdtempSync(join(tmpdir(), "bench-"));
@@ -292,7 +300,9 @@ base("baseline JS pull, single-put object", b.pulls.single);
 row("registry pull cold, single-put object", single.cold, b.pulls.single);
 row("registry pull warm, single-put object", single.warm, b.pulls.single);
 base("direct pull from the upstream (warm there)", mirrored.direct);
+base("baseline JS fill: upstream → R2.put, no client", mirrored.fill);
 row("mirror pull cold (upstream → client + R2)", mirrored.cold, mirrored.direct);
+console.log(`${"".padEnd(44)} ${"".padStart(8)}        ${(mirrored.fill / mirrored.cold).toFixed(2)}× the JS fill`);
 row("mirror pull warm", mirrored.warm, mirrored.direct);
 console.log(`  upstream requests of a warm mirror pull: ${mirrored.upstreamRequests}; mirror's workerd peak RSS in the cold pull: ${mirrored.peak.toFixed(0)} MB`);
 console.log(`workerd peak RSS while pushing: registry ${r.peak.toFixed(0)} MB; baseline (push + pulls) ${b.peak.toFixed(0)} MB`);

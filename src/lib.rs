@@ -2,9 +2,11 @@
 //!
 //! Layers, top to bottom: the wasm entry point (below, wasm only) builds an `App` from the
 //! worker's bindings and hands each request to [`routes`] (URL → typed route) → `api` handlers
-//! → [`storage`] (path mapper, stores, bucket adapters) → [`oci`] (the spec's vocabulary).
-//! Everything but the entry, `app`, `api` and the bucket and edge adapters (`storage::r2`,
-//! `storage::edge`) is target-independent and tested natively with `cargo test`.
+//! → [`mirror`] (the pull-through cache of upstream registries, for mirrored names) →
+//! [`storage`] (path mapper, stores, bucket adapters) → [`oci`] (the spec's vocabulary); [`auth`]
+//! decides who may do what. Everything but the entry, `app`, `api` and the adapters over the
+//! platform (`storage::r2`, `storage::edge`, `mirror::web`) is target-independent and tested
+//! natively with `cargo test`.
 
 pub mod auth;
 pub mod http;

@@ -156,6 +156,17 @@ mod tests {
     }
 
     #[test]
+    fn urls_built_back() {
+        let d = Digest::parse(D).unwrap();
+        assert_eq!(upload_url(&name("a/b"), "id-1", "tok"), "/v2/a/b/blobs/uploads/id-1?_state=tok");
+        assert_eq!(blob_url(&name("a/b"), &d), format!("/v2/a/b/blobs/{D}"));
+        assert_eq!(manifest_url(&name("a"), "v1"), "/v2/a/manifests/v1");
+        assert!(valid_upload_id("0b5f7f43-7c8e-4f43-9a57-3f1b0e2a4c11"));
+        assert!(!valid_upload_id("0b5f7f43-7c8e-4f43-9a57-3f1b0e2a4c1"));
+        assert!(!valid_upload_id("gggggggg-gggg-gggg-gggg-gggggggggggg"));
+    }
+
+    #[test]
     fn parses_every_route() {
         assert_eq!(Route::parse("/v2/").unwrap(), Route::Base);
         assert_eq!(Route::parse("/token").unwrap(), Route::Token);

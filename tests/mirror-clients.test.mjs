@@ -1,6 +1,7 @@
 // The mirror with real clients and a real upstream: Debian's docker-registry (distribution 2.8)
-// holds an image pushed by skopeo; skopeo copies it through a prefix of the mirror, podman pulls
-// it through a registries.conf mirror entry, and a warm copy works with the upstream stopped.
+// holds an image pushed by skopeo; skopeo copies it and podman pulls it through a prefix of the
+// mirror, podman pulls it through a registries.conf mirror entry, and a warm copy works with the
+// upstream stopped.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -56,6 +57,16 @@ test("skopeo copies through a prefix; the warm copy needs no upstream", { skip }
     await plain.close();
     plain = await registry({ UPSTREAMS: JSON.stringify([{ prefix: "", url: dist.url }]) });
   }
+});
+
+test("podman pulls through a prefix", { skip }, async () => {
+  const host = mirror.url.replace("http://", "");
+  const storage = ["--root", join(work, "podman-prefix-root"), "--runroot", join(work, "podman-prefix-run"), "--storage-driver", "vfs"];
+  sh("podman", [...storage, "pull", "--tls-verify=false", `${host}/dist/team/app:v1`]);
+  const image = JSON.parse(sh("podman", [...storage, "image", "inspect", `${host}/dist/team/app:v1`]));
+  const res = await mirror.fetch("/v2/dist/team/app/manifests/v1", { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+  assert.equal(res.status, 200);
+  assert.equal(image[0].RootFS.Layers.length, (await res.json()).layers.length);
 });
 
 test("podman pulls through a registries.conf mirror", { skip }, async () => {

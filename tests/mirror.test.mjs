@@ -109,6 +109,8 @@ test("a cold pull fills storage from the upstream once; later pulls never ask it
   // Stored like a push: the catalog lists it, the tag is listed, Range works.
   const tags = await (await mirror.fetch("/v2/hub/cold/tags/list")).json();
   assert.deepEqual(tags, { name: "hub/cold", tags: ["v1"] });
+  const catalog = await (await mirror.fetch("/v2/_catalog")).json();
+  assert.ok(catalog.repositories.includes("hub/cold"), JSON.stringify(catalog));
   const part = await mirror.fetch(`/v2/hub/cold/blobs/${digest}`, { headers: { range: "bytes=10-19" } });
   assert.equal(part.status, 206);
   assert.deepEqual(Buffer.from(await part.arrayBuffer()), layer.subarray(10, 20));
@@ -448,5 +450,31 @@ test("mirrored content not pulled for evict_after_days is evicted; a later pull 
     assert.deepEqual(Buffer.from(await bytes.arrayBuffer()), image.layers[0]);
   } finally {
     await ev.close();
+  }
+});
+
+test("access rules apply to mirrored pulls as to any repository", async () => {
+  const image = await pushUpstream("library/guarded", "v1");
+  const guarded = await registry({
+    AUTH_HTPASSWD: HTPASSWD,
+    AUTH_RULES: JSON.stringify([{ user: "bob", repos: ["hub/*"], actions: ["pull"] }]),
+    TOKEN_SECRET: "mirror-token-secret",
+    UPSTREAMS: JSON.stringify([{ prefix: "hub/", url: upstream.url, library: true }]),
+  });
+  try {
+    const anonymous = await guarded.fetch("/v2/hub/guarded/manifests/v1", { headers: ACCEPT });
+    assert.equal(anonymous.status, 401);
+    assert.equal(await errorCode(anonymous), "UNAUTHORIZED");
+    const alice = await guarded.fetch("/v2/hub/guarded/manifests/v1", { headers: { ...ACCEPT, authorization: basicAuth("alice") } });
+    assert.equal(alice.status, 403);
+    assert.deepEqual(await guarded.keys("repositories/"), [], "a refused pull asks nothing and stores nothing");
+    const bob = await guarded.fetch("/v2/hub/guarded/manifests/v1", { headers: { ...ACCEPT, authorization: basicAuth("bob") } });
+    assert.equal(bob.status, 200);
+    assert.equal(bob.headers.get("docker-content-digest"), image.digest);
+    // Pull rights do not make a mirrored name writable.
+    const push = await guarded.fetch("/v2/hub/guarded/blobs/uploads/", { method: "POST", headers: { authorization: basicAuth("bob") } });
+    assert.equal(push.status, 403);
+  } finally {
+    await guarded.close();
   }
 });

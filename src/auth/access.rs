@@ -105,12 +105,23 @@ pub fn check_password(auth: &AuthConfig, user: &str, password: &str, now_ms: u64
         return users.verify(user, password);
     };
     let key = sha256(&[user, password, stored]);
-    if VERIFIED.with(|v| v.borrow().get(&key).is_some_and(|until| *until > now_ms)) {
+    if remembered(&key, now_ms) {
         return true;
     }
     if !users.verify(user, password) {
         return false;
     }
+    remember(key, now_ms);
+    true
+}
+
+/// Whether credentials (by `key`) were verified less than `VERIFIED_FOR_MS` before `now_ms`.
+fn remembered(key: &[u8; 32], now_ms: u64) -> bool {
+    VERIFIED.with(|v| v.borrow().get(key).is_some_and(|until| *until > now_ms))
+}
+
+/// Remembers verified credentials; at most `VERIFIED_MAX` (expired ones go first, then all).
+fn remember(key: [u8; 32], now_ms: u64) {
     VERIFIED.with(|v| {
         let mut v = v.borrow_mut();
         if v.len() >= VERIFIED_MAX {
@@ -121,7 +132,6 @@ pub fn check_password(auth: &AuthConfig, user: &str, password: &str, now_ms: u64
         }
         v.insert(key, now_ms + VERIFIED_FOR_MS);
     });
-    true
 }
 
 /// The scheme (e.g. `Basic`, `Bearer`) and the credentials of an `Authorization` header.
@@ -268,6 +278,50 @@ mod tests {
         let scopes = grant(auth, user, &[scope]);
         let jwt = auth.signer.mint(user, &auth.service, &scopes, NOW / 1000, 300);
         authenticate(auth, Some(&format!("Bearer {jwt}")), NOW).unwrap()
+    }
+
+    #[test]
+    fn verified_passwords_are_remembered_for_five_minutes_in_a_bounded_set() {
+        let auth = config(false);
+        let hash = auth.users.as_ref().unwrap().hash_of("alice").unwrap().to_string();
+        assert!(check_password(&auth, "alice", "alice-pw", NOW));
+        let key = sha256(&["alice", "alice-pw", &hash]);
+        assert!(remembered(&key, NOW + 5 * 60 * 1000 - 1));
+        assert!(!remembered(&key, NOW + 5 * 60 * 1000));
+        assert!(!check_password(&auth, "alice", "wrong", NOW));
+        assert!(!remembered(&sha256(&["alice", "wrong", &hash]), NOW));
+        let len = || VERIFIED.with(|v| v.borrow().len());
+        // Full of entries that expire at NOW: they go, alice's stays.
+        for i in len()..VERIFIED_MAX {
+            remember(sha256(&[&i.to_string()]), NOW - VERIFIED_FOR_MS);
+        }
+        assert_eq!(len(), VERIFIED_MAX);
+        remember(sha256(&["new"]), NOW);
+        assert_eq!(len(), 2);
+        assert!(remembered(&key, NOW) && remembered(&sha256(&["new"]), NOW));
+        // Full of live entries: all go.
+        for i in len()..VERIFIED_MAX {
+            remember(sha256(&["live", &i.to_string()]), NOW);
+        }
+        assert_eq!(len(), VERIFIED_MAX);
+        remember(sha256(&["last"]), NOW);
+        assert_eq!(len(), 1);
+        assert!(!remembered(&key, NOW));
+    }
+
+    #[test]
+    fn identities_and_catalog_visibility() {
+        let auth = config(false);
+        let anonymous_token = token(&auth, None, "repository:public/x:pull");
+        assert_eq!(anonymous_token.identity(), Identity::Anonymous);
+        assert_eq!(token(&auth, Some("bob"), "repository:alice/app:pull").identity(), Identity::User("bob".into()));
+        let bob = Caller::User("bob".into());
+        assert!(bob.sees(&auth, "alice/app"));
+        assert!(!bob.sees(&auth, "public/x"));
+        assert!(Caller::Anonymous.sees(&auth, "public/x"));
+        assert!(!Caller::Anonymous.sees(&auth, "alice/app"));
+        assert!(anonymous_token.sees(&auth, "public/x"));
+        assert!(Caller::Open.sees(&auth, "anything/at/all"));
     }
 
     #[test]

@@ -148,6 +148,7 @@ mod tests {
         assert!(a.contains(Action::Pull) && a.contains(Action::Push) && !a.contains(Action::Delete));
         assert_eq!(a.to_list(), vec!["pull", "push"]);
         assert_eq!(Actions::parse_list("*"), Actions::ALL);
+        assert!(Actions::of(&[Action::Pull, Action::Pull]).contains(Action::Pull), "a repeated action stays");
         assert_eq!(Actions::parse_list("pull,*"), Actions::ALL);
         assert_eq!(Actions::parse_list("*").intersect(Actions::of(&[Action::Pull])).to_list(), vec!["pull"]);
         assert_eq!(Actions::ALL.intersect(Actions::of(&[Action::Delete])).to_list(), vec!["delete"]);
