@@ -11,7 +11,7 @@ const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
 export async function fakeUpstream() {
   const manifests = new Map(); // "<name>:<ref>" -> { bytes, type }
   const blobs = new Map(); // digest -> bytes
-  const state = { mode: "normal", status: 503, lies: new Map(), log: [], basic: null, redirect: null };
+  const state = { mode: "normal", status: 503, lies: new Map(), log: [], basic: null, redirect: null, chunked: false };
   const hanging = new Set();
   const server = createServer((req, res) => {
     state.log.push(`${req.method} ${req.url} ${req.headers.authorization ? "with" : "without"} authorization`);
@@ -53,6 +53,13 @@ export async function fakeUpstream() {
     if (!bytes) return res.writeHead(404).end();
     if (state.redirect) return res.writeHead(307, { location: `${state.redirect}/cdn/${ref}` }).end();
     const body = state.lies.get(ref) ?? bytes;
+    if (state.chunked) {
+      // No Content-Length: the body goes out in chunks of unknown total length.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      if (req.method === "HEAD") return res.end();
+      for (let at = 0; at < body.length; at += 1 << 20) res.write(body.subarray(at, at + (1 << 20)));
+      return res.end();
+    }
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
     res.end(req.method === "HEAD" ? undefined : body);
   });
@@ -80,6 +87,10 @@ export async function fakeUpstream() {
     // Wants these `user:password` as Basic credentials on /v2/ (null: anyone).
     requireBasic(credentials) {
       state.basic = credentials;
+    },
+    // Sends blobs without Content-Length (chunked), or with it (the default).
+    sendChunked(chunked) {
+      state.chunked = chunked;
     },
     // Answers blob requests with 307 to `/cdn/<digest>` at `origin` (null: serves them).
     redirectBlobsTo(origin) {

@@ -478,3 +478,40 @@ test("access rules apply to mirrored pulls as to any repository", async () => {
     await guarded.close();
   }
 });
+
+test("a blob of unknown length is filled in parts, hashed on the way; a lie is deleted, not recorded", async () => {
+  const big = randomBytes(23 * 1024 * 1024 + 5);
+  const liar = randomBytes(12 * 1024 * 1024);
+  fake.blob(big);
+  fake.blob(liar);
+  fake.lie(sha256(liar), randomBytes(12 * 1024 * 1024));
+  fake.sendChunked(true);
+  try {
+    // The lie first: its parts are stored before its digest is known, then deleted.
+    const lie = await mirror.fetch(`/v2/fake/chunked/blobs/${sha256(liar)}`);
+    assert.equal(lie.status, 200);
+    await lie.arrayBuffer();
+
+    const res = await mirror.fetch(`/v2/fake/chunked/blobs/${sha256(big)}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), null);
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(big));
+    // Requested after the lie was read whole, bigger: by the time it is recorded, the lie's
+    // fill has long settled.
+    await eventually(linked("fake/chunked", sha256(big)), "the multipart fill is recorded");
+    const hex = sha256(liar).slice(7);
+    assert.deepEqual(await mirror.keys(`blobs/sha256/${hex.slice(0, 2)}/${hex}/`), []);
+    assert.deepEqual(await mirror.keys(`repositories/fake/chunked/_layers/sha256/${hex}/`), []);
+    assert.deepEqual(await mirror.keys("objects/"), []);
+
+    const again = await mirror.fetch(`/v2/fake/chunked/blobs/${sha256(big)}`);
+    assert.equal(again.headers.get("registry-upstream"), "hit");
+    assert.equal(again.headers.get("content-length"), String(big.length));
+    assert.ok(Buffer.from(await again.arrayBuffer()).equals(big));
+    const from = 10 * 1024 * 1024 - 2;
+    const part = await mirror.fetch(`/v2/fake/chunked/blobs/${sha256(big)}`, { headers: { range: `bytes=${from}-${from + 3}` } });
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), big.subarray(from, from + 4));
+  } finally {
+    fake.sendChunked(false);
+  }
+});

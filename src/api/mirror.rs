@@ -1,8 +1,8 @@
 //! Pulls of mirrored repositories (`mirror`): manifests and blobs made available by
 //! `mirror::pull`, then answered like any stored ones. A blob missing here streams from the
-//! upstream to the client and into the bucket in the same pass (R2 verifying its digest); it is
-//! recorded and linked after the response, once the bucket has all of it, and never when its
-//! digest does not match. Every answer says how it was served (`Registry-Upstream`).
+//! upstream to the client and into the bucket in the same pass (R2 verifying its digest; past
+//! one write's 5 GiB or of unknown length, in parts hashed on the way); it is recorded and linked
+//! after the response, once the bucket has all of it, and never when its digest does not match. Every answer says how it was served (`Registry-Upstream`).
 
 use worker::{Response, ResponseBody};
 
@@ -20,10 +20,11 @@ use crate::storage::{blobs, eviction};
 use crate::storage::listing::page_of;
 use crate::storage::meter::Op;
 use crate::storage::r2::R2;
+use crate::storage::Bucket;
 
-/// The largest blob filled in one write (R2's single-put limit). Bigger ones are passed
-/// through without being stored.
-const MAX_FILL: u64 = 5 * 1024 * 1024 * 1024;
+/// The largest blob filled in one write (R2's single-put limit, 5 GiB); bigger ones, and those
+/// of unknown length, are filled in parts.
+const MAX_SINGLE_WRITE: u64 = 5 * 1024 * 1024 * 1024;
 
 fn client<'a>(cx: &'a Context<'a>, fetch: &'a WebFetch, mirrored: &'a Mirrored<'a>) -> Client<'a, WebFetch> {
     let credentials = mirrored.upstream.credentials.as_ref().and_then(|n| cx.app.config.upstream_credentials.get(n));
@@ -179,14 +180,14 @@ async fn from_upstream(cx: &Context<'_>, name: &RepoName, digest: &Digest, lengt
         web::discard(&body);
         return reply(200, &headers, ResponseBody::Empty);
     };
-    let Some(len) = length.filter(|l| *l <= MAX_FILL) else {
-        worker::console_warn!("{name}@{digest}: upstream blob of unknown or too large length ({length:?}) passed through, not stored");
-        return reply(200, &headers, ResponseBody::Stream(stream));
-    };
     let r2 = &cx.app.r2;
     let key = blobs::fresh_data_key(r2, digest, &cx.new_id()).await?;
-    let fill = r2.fill_verified(&key, &stream, len, digest)?;
-    let work = commit_when_stored(r2.clone(), name.clone(), digest.clone(), len, key, fill.stored, cx.now_ms());
+    // One verified write when it can be; else parts, hashed on the way and checked after.
+    let fill = match length {
+        Some(len) if len <= MAX_SINGLE_WRITE => r2.fill_verified(&key, &stream, len, digest)?,
+        _ => r2.fill_multipart(&key, &stream, multipart_part_size(length), digest)?,
+    };
+    let work = commit_when_stored(r2.clone(), name.clone(), digest.clone(), key, length, fill.stored, cx.now_ms());
     cx.app.edge.after_response(wasm_bindgen_futures::future_to_promise(async move {
         work.await;
         Ok(wasm_bindgen::JsValue::UNDEFINED)
@@ -194,15 +195,34 @@ async fn from_upstream(cx: &Context<'_>, name: &RepoName, digest: &Digest, lengt
     reply(200, &headers, ResponseBody::Stream(fill.client))
 }
 
-/// Records and links the blob once the bucket has all of it; nothing when R2 refused it.
-async fn commit_when_stored(r2: R2, name: RepoName, digest: Digest, len: u64, key: String, stored: js_sys::Promise, now: u64) {
-    match R2::filled(stored).await {
+/// The part size of a multipart fill of `length` bytes (unknown: as big as the part buffer
+/// allows): at least 10 MiB, and few enough parts for R2's 10,000.
+fn multipart_part_size(length: Option<u64>) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    let fitting = length.map(|l| l.div_ceil(9_000).div_ceil(MIB) * MIB).unwrap_or(0);
+    fitting.max(10 * MIB)
+}
+
+/// Records and links the blob once the bucket has all of it; nothing when R2 refused it or
+/// what was stored has another digest (then it is deleted).
+async fn commit_when_stored(r2: R2, name: RepoName, digest: Digest, key: String, length: Option<u64>, stored: js_sys::Promise, now: u64) {
+    match R2::filled(stored, &digest).await {
         Ok(true) => {
-            if let Err(e) = blobs::commit(&r2, &name, &digest, len, key, now).await {
+            let size = match length {
+                Some(len) => len,
+                None => match r2.head(&key).await {
+                    Ok(Some(info)) => info.size,
+                    other => return worker::console_error!("{name}@{digest}: mirror fill stored but unreadable: {other:?}"),
+                },
+            };
+            if let Err(e) = blobs::commit(&r2, &name, &digest, size, key, now).await {
                 worker::console_error!("{name}@{digest}: mirror fill stored but not recorded: {e}");
             }
         }
-        Ok(false) => worker::console_warn!("{name}@{digest}: the upstream sent other bytes than its digest; nothing stored"),
+        Ok(false) => {
+            let _ = r2.delete(&[key]).await;
+            worker::console_warn!("{name}@{digest}: the upstream sent other bytes than its digest; nothing stored");
+        }
         Err(why) => worker::console_warn!("{name}@{digest}: mirror fill not stored: {why}"),
     }
 }

@@ -165,6 +165,53 @@ export function fillVerified(bucket, key, body, len, algorithm, hex) {
   );
   return { client, stored };
 }
+
+// Streams `body` (of any length) to a client and into the multipart object `key` in the same
+// pass, in parts of `partSize` bytes gathered here (memory: one part), hashing it with the
+// runtime's DigestStream. Returns { client, stored }: the client's stream, and a promise of the
+// hex digest of what was stored, or "failed: <why>" (nothing stored). For blobs too big for one
+// write (5 GiB) or of unknown length; the caller compares the digest and deletes a mismatch.
+export function fillMultipart(bucket, key, body, partSize, algorithm) {
+  const [client, toBucket] = body.tee();
+  const stored = (async () => {
+    const reader = toBucket.getReader();
+    const digest = new crypto.DigestStream(algorithm === "sha512" ? "SHA-512" : "SHA-256");
+    const hashing = digest.getWriter();
+    let upload;
+    try {
+      upload = await bucket.createMultipartUpload(key);
+      const parts = [];
+      let part = new Uint8Array(partSize);
+      let used = 0;
+      const flush = async () => {
+        parts.push(await upload.uploadPart(parts.length + 1, part.subarray(0, used)));
+        part = new Uint8Array(partSize);
+        used = 0;
+      };
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (let at = 0; at < value.byteLength; ) {
+          const n = Math.min(partSize - used, value.byteLength - at);
+          part.set(value.subarray(at, at + n), used);
+          used += n;
+          at += n;
+          if (used === partSize) await flush();
+        }
+        await hashing.write(value);
+      }
+      if (used > 0 || parts.length === 0) await flush();
+      await hashing.close();
+      await upload.complete(parts);
+      return [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    } catch (e) {
+      if (upload) await upload.abort().catch(() => {});
+      reader.cancel().catch(() => {});
+      return `failed: ${e && e.message}`;
+    }
+  })();
+  return { client, stored };
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = readAtLeast, catch)]
@@ -185,6 +232,8 @@ extern "C" {
     async fn finish_write(w: &JsValue) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = fillVerified, catch)]
     fn fill_verified(bucket: &JsValue, key: &str, body: &JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = fillMultipart, catch)]
+    fn fill_multipart(bucket: &JsValue, key: &str, body: &JsValue, part_size: f64, algorithm: &str) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = putVerified, catch)]
     async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
 }
@@ -261,12 +310,25 @@ impl R2 {
         Ok(Fill { client: get("client")?.unchecked_into(), stored: get("stored")?.unchecked_into() })
     }
 
-    /// What a fill's `stored` promise settled to: stored, refused for its digest, or why not.
-    pub async fn filled(stored: js_sys::Promise) -> std::result::Result<bool, String> {
+    /// Streams `body` (of any length) to a client and into the multipart object `key` in one
+    /// pass, in parts of `part_size` bytes, hashed as it goes with `digest`'s algorithm (see
+    /// `fillMultipart` above). Its `stored` settles to the digest of what was stored.
+    pub fn fill_multipart(&self, key: &str, body: &web_sys::ReadableStream, part_size: u64, digest: &crate::oci::digest::Digest) -> Result<Fill> {
+        // Create, complete, and the parts (counted when the fill is recorded: unknown yet).
+        self.meter.add(Op::R2ClassA, 2);
+        let out = fill_multipart(self.raw(), key, body.as_ref(), part_size as f64, digest.algorithm().as_str()).map_err(js_err("fill"))?;
+        let get = |k: &str| js_sys::Reflect::get(&out, &JsValue::from_str(k)).map_err(js_err("fill"));
+        Ok(Fill { client: get("client")?.unchecked_into(), stored: get("stored")?.unchecked_into() })
+    }
+
+    /// What a fill's `stored` promise settled to: stored (`Ok(true)`), refused or stored with
+    /// another digest than `digest` (`Ok(false)`; the caller deletes what was stored), or why not.
+    pub async fn filled(stored: js_sys::Promise, digest: &crate::oci::digest::Digest) -> std::result::Result<bool, String> {
         let outcome = wasm_bindgen_futures::JsFuture::from(stored).await.map_err(|e| format!("{e:?}"))?;
         match outcome.as_string().as_deref() {
             Some("ok") => Ok(true),
             Some("mismatch") => Ok(false),
+            Some(hex) if !hex.starts_with("failed") => Ok(hex == digest.hex()),
             other => Err(other.unwrap_or("no outcome").to_string()),
         }
     }
