@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { randomBytes, createHmac } from "node:crypto";
 import { registry, sha256, errorCode, imageManifest, HTPASSWD, basicAuth } from "./helpers.mjs";
 import { skipClients, sh, buildImage } from "./tools.mjs";
 
@@ -115,6 +115,56 @@ test("bearer tokens: push with the granted scope, 401 to widen a narrow token, 4
     assert.equal(r.status, 401, bad.slice(0, 20));
     assert.equal(await errorCode(r), "UNAUTHORIZED");
   }
+});
+
+// The token the registry would have signed with `change` applied to `jwt`'s claims
+// (HS256 with the TOKEN_SECRET above): a token as it will be once it has expired.
+function resigned(jwt, change) {
+  const header = jwt.split(".")[0];
+  const c = claims(jwt);
+  change(c);
+  const payload = Buffer.from(JSON.stringify(c)).toString("base64url");
+  const signature = createHmac("sha256", "token-test-secret").update(`${header}.${payload}`).digest("base64url");
+  return `${header}.${payload}.${signature}`;
+}
+
+test("a token that expires between two requests of one push: 401 with the scope, a new token, the upload goes on", async () => {
+  const scope = "repository:alice/expiring:pull,push";
+  const { token: fresh } = await token("alice", scope);
+  const expired = resigned(fresh, (c) => {
+    c.exp = Math.floor(Date.now() / 1000) - 3600;
+    c.nbf = c.iat = c.exp - 300;
+  });
+  assert.equal((await reg.fetch("/v2/", { headers: bearer(expired) })).status, 401, "the re-signed token is expired, not malformed");
+  const blob = randomBytes(300_000);
+  const start = await reg.fetch("/v2/alice/expiring/blobs/uploads/", { method: "POST", headers: bearer(fresh) });
+  assert.equal(start.status, 202);
+  const first = await reg.fetch(start.headers.get("location"), {
+    method: "PATCH",
+    body: blob.subarray(0, 100_000),
+    headers: { ...bearer(fresh), "content-range": "0-99999" },
+  });
+  assert.equal(first.status, 202);
+  const next = first.headers.get("location");
+  // The token ran out: the chunk is refused with the challenge naming what to ask for.
+  const refused = await reg.fetch(next, { method: "PATCH", body: blob.subarray(100_000), headers: { ...bearer(expired), "content-range": "100000-299999" } });
+  assert.equal(refused.status, 401);
+  assert.equal(await errorCode(refused), "UNAUTHORIZED");
+  assert.equal(
+    refused.headers.get("www-authenticate"),
+    `Bearer realm="${reg.url}/token",service="${service}",scope="repository:alice/expiring:pull,push",error="invalid_token"`,
+  );
+  // A new token: the same upload carries on from where it was.
+  const { token: renewed } = await token("alice", scope);
+  const status = await reg.fetch(next, { headers: bearer(renewed) });
+  assert.equal(status.status, 204);
+  assert.equal(status.headers.get("range"), "0-99999");
+  const second = await reg.fetch(next, { method: "PATCH", body: blob.subarray(100_000), headers: { ...bearer(renewed), "content-range": "100000-299999" } });
+  assert.equal(second.status, 202);
+  const done = await reg.fetch(`${second.headers.get("location")}&digest=${sha256(blob)}`, { method: "PUT", headers: bearer(renewed) });
+  assert.equal(done.status, 201);
+  const back = await reg.fetch(`/v2/alice/expiring/blobs/${sha256(blob)}`, { headers: bearer(renewed) });
+  assert.ok(Buffer.from(await back.arrayBuffer()).equals(blob));
 });
 
 test("Basic on every request, per-repository rules, anonymous pull of public repositories", async () => {

@@ -27,8 +27,9 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
     let method = req.method();
     let auth = &app.config.auth;
     let authorization = req.headers().get("authorization").ok().flatten();
-    let caller = access::authenticate(auth, authorization.as_deref(), js_sys::Date::now() as u64)?;
-    access::authorize(auth, &caller, &crate::auth::need(&route, method.as_ref()))?;
+    let need = crate::auth::need(&route, method.as_ref());
+    let caller = access::authenticate(auth, authorization.as_deref(), js_sys::Date::now() as u64, &need)?;
+    access::authorize(auth, &caller, &need)?;
     let cx = Context { app, req, query, caller };
     if let Some(mirrored) = route.name().and_then(|name| app.config.upstreams.resolve(name)) {
         return match (route, method) {

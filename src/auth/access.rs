@@ -149,26 +149,46 @@ pub fn basic_credentials(value: &str) -> Option<(String, String)> {
 }
 
 /// Identifies the caller from the `Authorization` header at `now_ms`.
-pub fn authenticate(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64) -> Result<Caller> {
+/// The caller `authorization` makes, or 401 whose challenge names the scope `need` asks for
+/// (so a client whose token expired mid-push knows what to ask for again; an invalid token is
+/// also flagged `error="invalid_token"`, as RFC 6750 has it).
+pub fn authenticate(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64, need: &Need) -> Result<Caller> {
     if auth.users.is_none() {
         return Ok(Caller::Open);
     }
     let Some(header) = authorization else { return Ok(Caller::Anonymous) };
+    let scope = scope_of(need);
+    let refuse = |detail: &str| auth.unauthorized(detail, scope.as_ref());
     let (scheme, value) = split_authorization(header);
     if scheme.eq_ignore_ascii_case("basic") {
-        let (user, password) = basic_credentials(value).ok_or_else(|| auth.unauthorized("malformed Basic credentials", None))?;
+        let (user, password) = basic_credentials(value).ok_or_else(|| refuse("malformed Basic credentials"))?;
         if !check_password(auth, &user, &password, now_ms) {
-            return Err(auth.unauthorized("invalid username or password", None));
+            return Err(refuse("invalid username or password"));
         }
         return Ok(Caller::User(user));
     }
     if scheme.eq_ignore_ascii_case("bearer") {
         return match auth.signer.verify(value, &auth.service, now_ms / 1000) {
             Ok(claims) => Ok(Caller::Token(claims)),
-            Err(e) => Err(auth.unauthorized(&format!("invalid token: {e:?}"), None)),
+            Err(e) => {
+                let mut refused = refuse(&format!("invalid token: {e:?}"));
+                refused.challenge = refused.challenge.map(|c| format!("{c},error=\"invalid_token\""));
+                Err(refused)
+            }
         };
     }
-    Err(auth.unauthorized("unsupported authorization scheme", None))
+    Err(refuse("unsupported authorization scheme"))
+}
+
+/// The scope a token must grant to meet `need`; none for needs outside repositories. Clients
+/// are told to ask for pull with push, as distribution's challenges do.
+pub fn scope_of(need: &Need) -> Option<Scope> {
+    let Need::Repo { name, action } = need else { return None };
+    let actions = match action {
+        Action::Push => Actions::of(&[Action::Pull, Action::Push]),
+        a => Actions::of(&[*a]),
+    };
+    Some(Scope { name: name.clone(), actions })
 }
 
 /// Allows the request, or answers 405 (read-only), 401 (the caller may authenticate for more;
@@ -193,12 +213,7 @@ pub fn authorize(auth: &AuthConfig, caller: &Caller, need: &Need) -> Result<()> 
             if caller.actions_on(auth, name).contains(*action) {
                 return Ok(());
             }
-            // Clients ask for pull with push, as distribution's challenges do.
-            let wanted = match action {
-                Action::Push => Actions::of(&[Action::Pull, Action::Push]),
-                a => Actions::of(&[*a]),
-            };
-            let scope = Scope { name: name.clone(), actions: wanted };
+            let scope = scope_of(need).expect("a repository need has a scope");
             let may_get_more = match caller {
                 Caller::Anonymous => true,
                 // A token narrower than what its user may do: ask for a wider one.
@@ -277,7 +292,7 @@ mod tests {
     fn token(auth: &AuthConfig, user: Option<&str>, scope: &str) -> Caller {
         let scopes = grant(auth, user, &[scope]);
         let jwt = auth.signer.mint(user, &auth.service, &scopes, NOW / 1000, 300);
-        authenticate(auth, Some(&format!("Bearer {jwt}")), NOW).unwrap()
+        authenticate(auth, Some(&format!("Bearer {jwt}")), NOW, &Need::Nothing).unwrap()
     }
 
     #[test]
@@ -327,7 +342,7 @@ mod tests {
     #[test]
     fn authentication() {
         let auth = config(false);
-        let who = |h: Option<&str>| authenticate(&auth, h, NOW).map(|c| c.identity()).map_err(|e| e.code);
+        let who = |h: Option<&str>| authenticate(&auth, h, NOW, &Need::Nothing).map(|c| c.identity()).map_err(|e| e.code);
         assert_eq!(who(None), Ok(Identity::Anonymous));
         assert_eq!(who(Some(&basic("alice", "alice-pw"))), Ok(Identity::User("alice".into())));
         assert_eq!(who(Some(&basic("alice", "wrong"))), Err(Code::Unauthorized));
@@ -335,7 +350,18 @@ mod tests {
         assert_eq!(who(Some("Basic !!!")), Err(Code::Unauthorized));
         assert_eq!(who(Some("Bearer not.a.token")), Err(Code::Unauthorized));
         assert_eq!(who(Some("Digest x")), Err(Code::Unauthorized));
-        assert!(matches!(authenticate(&config(true), Some("Digest x"), NOW), Ok(Caller::Open)));
+        assert!(matches!(authenticate(&config(true), Some("Digest x"), NOW, &Need::Nothing), Ok(Caller::Open)));
+        // A refused token names what the request needs, and says the token is invalid.
+        let expired = auth.signer.mint(Some("alice"), &auth.service, &[], NOW / 1000 - 3600, 300);
+        let e = authenticate(&auth, Some(&format!("Bearer {expired}")), NOW, &repo(Action::Push, "alice/app")).unwrap_err();
+        assert_eq!(
+            e.challenge.as_deref(),
+            Some(r#"Bearer realm="https://reg/token",service="reg",scope="repository:alice/app:pull,push",error="invalid_token""#)
+        );
+        let e = authenticate(&auth, Some(&basic("alice", "wrong")), NOW, &repo(Action::Pull, "alice/app")).unwrap_err();
+        assert_eq!(e.challenge.as_deref(), Some(r#"Bearer realm="https://reg/token",service="reg",scope="repository:alice/app:pull""#));
+        let e = authenticate(&auth, Some("Digest x"), NOW, &Need::Login).unwrap_err();
+        assert_eq!(e.challenge.as_deref(), Some(r#"Bearer realm="https://reg/token",service="reg""#));
     }
 
     /// Every need against every kind of caller: allowed, 401 (with the scope to ask for) or 403.
