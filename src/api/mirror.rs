@@ -181,11 +181,19 @@ async fn from_upstream(cx: &Context<'_>, name: &RepoName, digest: &Digest, lengt
         return reply(200, &headers, ResponseBody::Empty);
     };
     let r2 = &cx.app.r2;
-    let key = blobs::fresh_data_key(r2, digest, &cx.new_id()).await?;
-    // One verified write when it can be; else parts, hashed on the way and checked after.
-    let fill = match length {
-        Some(len) if len <= MAX_SINGLE_WRITE => r2.fill_verified(&key, &stream, len, digest)?,
-        _ => r2.fill_multipart(&key, &stream, multipart_part_size(length), digest)?,
+    // One write verified by R2 when it can be (a mismatch writes nothing, so the canonical key
+    // is safe); else parts, hashed on the way and checked after, under a key of their own.
+    let (key, fill) = match length {
+        Some(len) if len <= MAX_SINGLE_WRITE => {
+            let key = blobs::fresh_data_key(r2, digest, &cx.new_id()).await?;
+            let fill = r2.fill_verified(&key, &stream, len, digest)?;
+            (key, fill)
+        }
+        _ => {
+            let key = blobs::unverified_data_key(&cx.new_id());
+            let fill = r2.fill_multipart(&key, &stream, multipart_part_size(length), digest)?;
+            (key, fill)
+        }
     };
     let work = commit_when_stored(r2.clone(), name.clone(), digest.clone(), key, length, fill.stored, cx.now_ms());
     cx.app.edge.after_response(wasm_bindgen_futures::future_to_promise(async move {

@@ -61,6 +61,8 @@ mod tests {
         assert!(h.verify("bob", "bob-pw"));
         assert!(!h.verify("alice", "bob-pw"));
         assert!(!h.verify("carol", "alice-pw"));
+        assert_eq!(h.hash_of("alice"), Some("$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO"));
+        assert_eq!(h.hash_of("carol"), None);
         assert!(!h.verify("alice", ""));
     }
 

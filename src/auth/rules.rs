@@ -108,6 +108,12 @@ mod tests {
         assert!(matches("exact", "exact"));
         assert!(!matches("exact", "exactly"));
         assert!(!matches("ab*ba", "aba"));
+        // The fixed ends may meet but not overlap.
+        assert!(matches("ab*ab", "abab"));
+        assert!(!matches("aba*a", "aba"));
+        // Each middle part is found after the one before it.
+        assert!(!matches("*ab*ab*", "ab"));
+        assert!(matches("*ab*ab*", "abab"));
     }
 
     #[test]

@@ -171,6 +171,8 @@ mod tests {
         let t = signer.mint(None, "reg", &[scope("repository:a:pull")], 1000, 300);
         assert_eq!(signer.verify(&t, "reg", 1300 + LEEWAY), Err(TokenError::Expired));
         assert_eq!(signer.verify(&t, "reg", 1000 - LEEWAY - 1), Err(TokenError::NotYetValid));
+        assert!(signer.verify(&t, "reg", 1000 - LEEWAY).is_ok(), "valid from its nbf, less the leeway");
+        assert!(signer.verify(&t, "reg", 1300 + LEEWAY - 1).is_ok(), "until its exp, plus the leeway");
         assert_eq!(TokenSigner::new(b"k2").verify(&t, "reg", 1100), Err(TokenError::BadSignature));
         assert_eq!(signer.verify(&t, "other", 1100), Err(TokenError::WrongAudience));
         assert_eq!(signer.verify("garbage", "reg", 1100), Err(TokenError::Malformed));

@@ -133,6 +133,13 @@ async fn update<B: Bucket + ?Sized, T>(
     Err(RegistryError::internal(format!("descriptor of {digest} kept changing")))
 }
 
+/// Where bytes go whose digest is checked only after they are written (a mirror fill in
+/// parts): a key of their own, `objects/<id>/data`, so a copy that turns out wrong is deleted
+/// without touching anyone else's (a racing fill of the same digest may hold the canonical key).
+pub fn unverified_data_key(id: &str) -> String {
+    PathSpec::UploadObject { id }.key()
+}
+
 /// Where new bytes of `digest` go: its canonical `data` key, unless a descriptor (a tombstone
 /// left by the collector) exists, whose bytes may still be being deleted; then `objects/<id>/data`.
 pub async fn fresh_data_key<B: Bucket + ?Sized>(bucket: &B, digest: &Digest, id: &str) -> Result<String> {
