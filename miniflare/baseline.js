@@ -1,5 +1,6 @@
 // The benchmark baseline: a plain JavaScript worker on the same emulator. PUT /<key> streams
-// the body through crypto.DigestStream and into the bucket together (tee); GET /<key> hands the
+// the body through crypto.DigestStream and into the bucket together (tee), or, with
+// `?sha256=<hex>`, straight into R2.put with the checksum option; GET /<key> hands the
 // bucket object's stream to the response; POST /<key>?from=<url>&sha256=<hex> streams what
 // <url> answers straight into the bucket, R2 verifying the digest (a mirror fill, no client).
 export default {
@@ -9,6 +10,10 @@ export default {
     if (request.method === "POST") {
       const upstream = await fetch(url.searchParams.get("from"));
       await env.BLOBS.put(key, upstream.body, { sha256: url.searchParams.get("sha256") });
+      return new Response("stored", { status: 201 });
+    }
+    if (request.method === "PUT" && url.searchParams.has("sha256")) {
+      await env.BLOBS.put(key, request.body, { sha256: url.searchParams.get("sha256") });
       return new Response("stored", { status: 201 });
     }
     if (request.method === "PUT") {

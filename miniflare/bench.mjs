@@ -1,6 +1,8 @@
 // `npm run bench`: on the emulator, next to a plain JavaScript worker measured in the same run
 // (miniflare/baseline.js):
-// - push throughput of a 200 MB blob (monolithic, 10 MB chunks) and workerd's peak RSS;
+// - push throughput of a 200 MB blob (monolithic PATCH, 10 MB chunks; POST then PUT with the
+//   whole body, against a worker handing the request to R2.put with the checksum) and
+//   workerd's peak RSS;
 // - the cost of committing a chunked upload as sha512 without `?digest-algorithm=` (one
 //   streamed read-back of the stored bytes): time and workerd CPU;
 // - cold pull (first GET: the bucket's stream stored in the edge cache, then served from it) and
@@ -83,13 +85,18 @@ async function baseline(dir, keys) {
     const res = await fetch(url + "baseline/blob", { method: "PUT", body: blob });
     if ((await res.text()) !== digest.slice(7)) throw new Error("baseline digest mismatch");
   });
+  // What a worker that hands the request to R2.put with the checksum option reaches.
+  const checked = await timed(async () => {
+    const res = await fetch(`${url}baseline/checked?sha256=${digest.slice(7)}`, { method: "PUT", body: blob });
+    if (res.status !== 201) throw new Error(`baseline checked put: ${res.status}`);
+  });
   const pulls = {};
   for (const [name, key] of Object.entries(keys)) {
     pulls[name] = Math.min(await curlPull(url + key), await curlPull(url + key));
   }
   const peak = peakSince(before);
   await mf.dispose();
-  return { push, pulls, peak };
+  return { push, checked, pulls, peak };
 }
 
 const start = async (url, name) => (await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: "POST" })).headers.get("location");
@@ -114,6 +121,14 @@ async function registryPush(dir) {
     }
     const res = await fetch(`${url}${loc}&digest=${digest}`, { method: "PUT" });
     if (res.status !== 201) throw new Error(`commit: ${res.status}`);
+  });
+  // Other bytes, as skopeo and podman push small blobs: POST, then PUT with the whole body.
+  const third = Buffer.concat([blob.subarray(3), blob.subarray(0, 3)]);
+  const thirdDigest = "sha256:" + createHash("sha256").update(third).digest("hex");
+  const whole = await timed(async () => {
+    const loc = await start(url, "bench/whole");
+    const res = await fetch(`${url}${loc}&digest=${thirdDigest}`, { method: "PUT", body: third });
+    if (res.status !== 201) throw new Error(`whole push: ${res.status} ${await res.text()}`);
   });
   // Other bytes, chunked, committed as sha512 without ?digest-algorithm=: the upload hashed
   // sha256 on the way, so the commit reads the stored bytes back once to verify.
@@ -141,7 +156,7 @@ async function registryPush(dir) {
   const keys = { multipart: objects[0].key, single: `blobs/sha256/${otherDigest.slice(7, 9)}/${otherDigest.slice(7)}/data` };
   const peak = peakSince(before);
   await mf.dispose();
-  return { mono, chunked, readBack, readBackCpu, keys, otherDigest, peak };
+  return { mono, chunked, whole, readBack, readBackCpu, keys, otherDigest, peak };
 }
 
 // Cold pull (the bucket's stream stored in the edge cache, then served from it), then warm pull.
@@ -291,6 +306,8 @@ console.log(`blob: ${SIZE / 1e6} MB, chunks: ${CHUNK / 1e6} MB; pulls received b
 base("baseline JS push (DigestStream + R2 put)", b.push);
 row("registry push, monolithic PATCH", r.mono, b.push);
 row("registry push, 10 MB chunks", r.chunked, b.push);
+base("baseline JS push, R2.put with the checksum", b.checked);
+row("registry push, POST then PUT with the body", r.whole, b.checked);
 base("hint-less sha512 commit (read-back verify)", r.readBack);
 console.log(`  its workerd CPU: ${r.readBackCpu} ms, ${((r.readBackCpu / SIZE) * 1e9 / 1000).toFixed(1)} s per GB`);
 base("baseline JS pull, multipart object", b.pulls.multipart);

@@ -88,6 +88,38 @@ test("monolithic POST ?digest=, digest mismatch stores nothing", async () => {
   assert.equal(await errorCode(res), "BLOB_UPLOAD_UNKNOWN");
 });
 
+test("POST then PUT with the whole blob: written once, verified by R2, no hashing or parts; a mismatch ends the upload", async () => {
+  const ops = (res) => Object.fromEntries(res.headers.get("registry-storage-ops").split(", ").map((kv) => kv.split("=")).map(([k, v]) => [k, Number(v)]));
+  const data = randomBytes(3_000_000);
+  let loc = await startUpload(reg, "whole");
+  let res = await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: "PUT", body: data });
+  assert.equal(res.status, 201);
+  assert.equal(res.headers.get("location"), `/v2/whole/blobs/${sha256(data)}`);
+  // The lease, the one write, the descriptor and the link: nothing else is written.
+  assert.equal(ops(res)["r2-a"], 4);
+  assert.deepEqual(Buffer.from(await (await reg.fetch(`/v2/whole/blobs/${sha256(data)}`)).arrayBuffer()), data);
+  assert.equal((await reg.fetch(loc)).status, 404, "the upload is over");
+  const hex = sha256(data).slice(7);
+  assert.deepEqual(await reg.keys(`blobs/sha256/${hex.slice(0, 2)}/${hex}/`), [`blobs/sha256/${hex.slice(0, 2)}/${hex}/data`, `blobs/sha256/${hex.slice(0, 2)}/${hex}/descriptor`]);
+
+  // Any algorithm R2 can check: sha512 into an upload started without a hint.
+  const other = randomBytes(100_000);
+  loc = await startUpload(reg, "whole");
+  res = await reg.fetch(`${loc}&digest=${sha512(other)}`, { method: "PUT", body: other });
+  assert.equal(res.status, 201);
+  assert.deepEqual(Buffer.from(await (await reg.fetch(`/v2/whole/blobs/${sha512(other)}`)).arrayBuffer()), other);
+
+  // A mismatch: DIGEST_INVALID, nothing stored, the upload gone.
+  const before = await reg.keys();
+  loc = await startUpload(reg, "whole");
+  const wrong = sha256(Buffer.from("not these bytes"));
+  res = await reg.fetch(`${loc}&digest=${wrong}`, { method: "PUT", body: randomBytes(200_000) });
+  assert.equal(res.status, 400);
+  assert.equal(await errorCode(res), "DIGEST_INVALID");
+  assert.equal((await reg.fetch(loc)).status, 404);
+  assert.deepEqual(await reg.keys(), before);
+});
+
 test("sha512 blobs: monolithic, and chunked with digest-algorithm", async () => {
   const data = Buffer.from("sha512 content");
   let res = await reg.fetch(`/v2/s512/blobs/uploads/?digest=${sha512(data)}`, { method: "POST", body: data });

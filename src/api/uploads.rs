@@ -1,6 +1,7 @@
 //! `/v2/<name>/blobs/uploads/[<id>]`: start (with monolithic and mount variants), status,
 //! chunk, commit, cancel. The chunked path streams through `storage::uploads`; a body whose
-//! digest is known up front goes straight to its content-addressed key, verified by R2.
+//! digest is known up front (`POST ?digest=`, or a PUT carrying the whole blob into an upload
+//! nothing was written to) goes straight to its content-addressed key, verified by R2.
 
 use worker::{Response, ResponseBody};
 
@@ -78,6 +79,14 @@ async fn put_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64)
     if len > cx.app.config.max_body {
         return Err(RegistryError::new(Code::TooLarge, format!("request body of {len} bytes exceeds {}", cx.app.config.max_body)));
     }
+    store_whole(cx, name, digest, len).await?;
+    created(name, digest)
+}
+
+/// Stores the request body (`len` bytes, the whole blob) as `digest` in `name`: linked if the
+/// blob is stored already, else streamed to its key with R2 verifying the digest. The bytes
+/// never enter wasm.
+async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64) -> Result<()> {
     let (r2, now) = (&cx.app.r2, cx.now_ms());
     match blobs::claim(r2, digest, now).await? {
         // Stored before: link it; the body is not needed.
@@ -90,7 +99,7 @@ async fn put_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64)
             blobs::commit(r2, name, digest, len, key, now).await?;
         }
     }
-    created(name, digest)
+    Ok(())
 }
 
 pub async fn status(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
@@ -129,6 +138,27 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
     let digest = digest_param(&cx)?.ok_or_else(|| RegistryError::new(Code::DigestInvalid, "PUT needs ?digest="))?;
     let len = cx.content_length()?;
     let held = acquire(&cx, name, id, len).await?;
+    // The whole blob in this one body, nothing uploaded before (POST, then PUT with the bytes,
+    // as skopeo and podman push small blobs): straight to its key, verified by R2, like a
+    // `POST ?digest=`. No hash state, no parts: the session just ends.
+    if let Some(len) = len.filter(|l| *l > 0 && *l <= cx.app.config.max_body && held.state.is_untouched()) {
+        let uploads = store(&cx);
+        return match store_whole(&cx, name, &digest, len).await {
+            Ok(()) => {
+                uploads.discard(&held.state, &cx.app.r2).await?;
+                created(name, &digest)
+            }
+            // As on the chunked path, a digest mismatch ends the upload; other faults leave it.
+            Err(e) if e.code == Code::DigestInvalid => {
+                uploads.discard(&held.state, &cx.app.r2).await?;
+                Err(e)
+            }
+            Err(e) => {
+                let _ = uploads.release(held.state, held.etag).await;
+                Err(e)
+            }
+        };
+    }
     let has_body = len.is_some_and(|l| l > 0) || (len.is_none() && cx.req.inner().body().is_some());
     let held = if has_body { append(&cx, held, len).await? } else { held };
     store(&cx).commit(name, held, &digest, &cx.app.r2, cx.now_ms()).await?;

@@ -44,6 +44,11 @@ pub struct UploadState {
 }
 
 impl UploadState {
+    /// Nothing was written to the upload yet: no bytes, no parts, no pending piece.
+    pub fn is_untouched(&self) -> bool {
+        self.offset == 0 && self.multipart_id.is_none() && self.parts.is_empty() && self.pending.is_empty()
+    }
+
     pub fn new(id: String, name: &RepoName, started_at: u64, algorithm: Algorithm) -> Self {
         let hasher = BlobHasher::new(algorithm);
         UploadState {
@@ -98,5 +103,25 @@ impl UploadState {
 
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("serializable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untouched_until_something_is_written() {
+        let name = RepoName::parse("a/b").unwrap();
+        let fresh = UploadState::new("id".into(), &name, 0, Algorithm::Sha256);
+        assert!(fresh.is_untouched());
+        for touched in [
+            UploadState { offset: 1, ..fresh.clone() },
+            UploadState { multipart_id: Some("m".into()), ..fresh.clone() },
+            UploadState { parts: vec![(1, "e".into())], ..fresh.clone() },
+            UploadState { pending: vec![Pending { offset: 0, len: 0 }], ..fresh.clone() },
+        ] {
+            assert!(!touched.is_untouched(), "{touched:?}");
+        }
     }
 }
