@@ -1,7 +1,7 @@
 //! `/v2/<name>/blobs/<digest>`: GET, HEAD, DELETE. The repository's link is checked on every
 //! request (through the fact cache); the bytes come from the edge cache when this data centre
-//! has them, else from R2, whose stream is handed to the response (on a full GET, stored in the
-//! edge cache on the way). Blob bytes never pass through wasm.
+//! has them, else from R2, whose stream is handed to the response (after a full GET, the edge
+//! cache is filled from a second read). Blob bytes never pass through wasm.
 
 use worker::{Response, ResponseBody};
 
@@ -77,12 +77,18 @@ pub async fn serve(cx: &Context<'_>, name: &RepoName, digest: &Digest, desc: &Bl
         return Err(unknown(digest));
     };
     if cacheable && range.is_none() {
-        if let Some(cached) = app.edge.cache_blob(digest, desc.size, stream).await {
-            return reply(status, &headers, ResponseBody::Stream(cached));
+        if let Some((client, served)) = app.edge.watch_end(&stream, desc.size) {
+            // Into the edge cache once the client has it all, from a second read (see
+            // `cache_blob_after`).
+            app.meter.add(crate::storage::meter::Op::R2ClassB, 1);
+            let (r2, object) = (app.r2.clone(), desc.object.clone());
+            let reread = async move {
+                wasm_bindgen_futures::JsFuture::from(served).await.ok()?;
+                r2.open(&object, None).await.ok().flatten()
+            };
+            app.edge.cache_blob_after(digest, desc.size, reread).await;
+            return reply(status, &headers, ResponseBody::Stream(client));
         }
-        // The cache did not keep it (the stream is spent): read the bucket again.
-        let stream = app.r2.open(&desc.object, None).await?.ok_or_else(|| unknown(digest))?;
-        return reply(status, &headers, ResponseBody::Stream(stream));
     }
     reply(status, &headers, ResponseBody::Stream(stream))
 }

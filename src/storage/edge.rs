@@ -50,12 +50,18 @@ export async function cacheMatchBlob(cache, key, range) {
   return (await cache.match(new Request(key, range ? { headers: { range } } : {}))) ?? null;
 }
 
-// Stores `body` in the cache with `headers`, then returns the cached response's body (null if
-// the cache did not keep it; `body` is consumed either way).
-export async function putThenMatch(cache, key, body, headers) {
-  await cache.put(key, new Response(body, { headers }));
-  const r = await cache.match(key);
-  return r ? r.body : null;
+// The stream to serve for `body` (`size` bytes), unchanged (a FixedLengthStream is the
+// runtime's own identity stream), and a promise settled once all of it has gone to the client.
+export function watchEnd(body, size) {
+  const { readable, writable } = new FixedLengthStream(size);
+  const done = body.pipeTo(writable);
+  done.catch(() => {});
+  return { client: readable, done };
+}
+
+// Stores `body` in the cache with `headers`; settles when the cache has it.
+export function cachePutStream(cache, key, body, headers) {
+  return cache.put(key, new Response(body, { headers }));
 }
 "#)]
 extern "C" {
@@ -69,8 +75,10 @@ extern "C" {
     fn cache_delete(cache: &JsValue, key: &str) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(js_name = cacheMatchBlob, catch)]
     async fn cache_match_blob(cache: &JsValue, key: &str, range: Option<String>) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(js_name = putThenMatch, catch)]
-    async fn put_then_match(cache: &JsValue, key: &str, body: &web_sys::ReadableStream, headers: &web_sys::Headers) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = watchEnd, catch)]
+    fn watch_end(body: &web_sys::ReadableStream, size: f64) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = cachePutStream, catch)]
+    fn cache_put_stream(cache: &JsValue, key: &str, body: &web_sys::ReadableStream, headers: &web_sys::Headers) -> Result<js_sys::Promise, JsValue>;
 }
 
 fn warn(what: &str, e: JsValue) {
@@ -204,25 +212,45 @@ impl Edge {
         }
     }
 
-    /// Stores `body` (all of blob `digest`) in the edge cache and returns the stream to serve:
-    /// the cached copy, or `body` itself where there is no edge cache. `None` if the cache did
-    /// not keep it (the body is spent).
-    pub async fn cache_blob(&self, digest: &Digest, size: u64, body: web_sys::ReadableStream) -> Option<web_sys::ReadableStream> {
-        let Some(cache) = self.blobs.get().await else { return Some(body) };
-        let headers = web_sys::Headers::new().ok()?;
+    /// Stores blob `digest` (`size` bytes) in the edge cache after the response, from a read of
+    /// its own (`body`, opened then): the response streams the bucket's bytes untouched, and
+    /// the next GET here, any `Range` of it included, reads nothing from the bucket. Measured
+    /// on the emulator against the alternatives (`npm run bench`, 100 MB, cold pull / plain JS
+    /// pull): serving the cached copy after storing it 0.40× (single-put object), the runtime's
+    /// tee to client and cache 0.25×; this, the client's stream untouched, at the cost of a
+    /// second bucket read (one class-B operation) per cold pull.
+    pub async fn cache_blob_after<F>(&self, digest: &Digest, size: u64, body: F)
+    where
+        F: std::future::Future<Output = Option<web_sys::ReadableStream>> + 'static,
+    {
+        let Some(cache) = self.blobs.get().await else { return };
+        let Ok(headers) = web_sys::Headers::new() else { return };
         let _ = headers.set("content-length", &size.to_string());
         let _ = headers.set("content-type", "application/octet-stream");
         let _ = headers.set("etag", &format!("\"{digest}\""));
         let _ = headers.set("cache-control", &format!("max-age={BLOB_MAX_AGE}"));
         self.meter.add(Op::CacheWrite, 1);
-        match put_then_match(&cache, &self.blob_key(digest), &body, &headers).await {
-            Ok(v) if !v.is_null() => Some(v.unchecked_into()),
-            Ok(_) => None,
-            Err(e) => {
-                warn("edge cache put", e);
-                None
+        let key = self.blob_key(digest);
+        self.pending.borrow_mut().push(future_to_promise(async move {
+            let Some(body) = body.await else { return Ok(JsValue::UNDEFINED) };
+            match cache_put_stream(&cache, &key, &body, &headers) {
+                Ok(p) => {
+                    if let Err(e) = JsFuture::from(p).await {
+                        warn("edge cache put", e);
+                    }
+                }
+                Err(e) => warn("edge cache put", e),
             }
-        }
+            Ok(JsValue::UNDEFINED)
+        }));
+    }
+
+    /// `body` (`size` bytes) as served, and a promise settled once the client has had all of it
+    /// (`None` if the runtime could not watch it: serve `body` as it is).
+    pub fn watch_end(&self, body: &web_sys::ReadableStream, size: u64) -> Option<(web_sys::ReadableStream, js_sys::Promise)> {
+        let out = watch_end(body, size as f64).ok()?;
+        let get = |k: &str| js_sys::Reflect::get(&out, &JsValue::from_str(k)).ok();
+        Some((get("client")?.unchecked_into(), get("done")?.unchecked_into()))
     }
 
     /// Drops blob `digest` from this data centre's cache.
