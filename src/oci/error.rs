@@ -187,7 +187,19 @@ mod tests {
         assert_eq!(Code::DigestInvalid.status(), 400);
         assert_eq!(Code::Unsupported.status(), 405);
         assert_eq!(Code::Unavailable.status(), 503);
+        assert_eq!(Code::Unauthorized.status(), 401);
+        assert_eq!(Code::Denied.status(), 403);
+        assert_eq!(Code::TooManyRequests.status(), 429);
+        assert_eq!(Code::TagInvalid.status(), 400);
         assert_eq!(Code::Unavailable.as_str(), "UNAVAILABLE");
+    }
+
+    #[test]
+    fn messages_and_display() {
+        let e = RegistryError::new(Code::DigestInvalid, "sha256:abc");
+        let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(v["errors"][0]["message"], "provided digest did not match uploaded content");
+        assert_eq!(e.to_string(), "DIGEST_INVALID: sha256:abc");
     }
 
     #[test]

@@ -246,6 +246,37 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_descriptor_counts_towards_the_bound() {
+        let layer = |i: usize| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":1}}"#, d(&i.to_string()));
+        let with = |n: usize| {
+            let layers: Vec<String> = (0..n).map(layer).collect();
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},"layers":[{}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}}}}"#,
+                d("c"),
+                layers.join(","),
+                d("s")
+            )
+        };
+        // Config, layers and subject: 400 in all is the most.
+        assert!(parse_pushed(with(MAX_DESCRIPTORS - 2).as_bytes(), None).is_ok());
+        assert_eq!(parse_pushed(with(MAX_DESCRIPTORS - 1).as_bytes(), None).unwrap_err().code, Code::ManifestInvalid);
+        assert_eq!(MAX_MANIFEST_BYTES, 4_194_304);
+    }
+
+    #[test]
+    fn docker_manifest_lists_and_header_mismatch() {
+        let list = |t: &str| format!(r#"{{"schemaVersion":2,"mediaType":"{t}","manifests":[{{"mediaType":"{DOCKER_MANIFEST}","digest":"{}","size":0}}]}}"#, d("m"));
+        let m = parse(list(DOCKER_LIST).as_bytes(), Some(DOCKER_LIST)).unwrap();
+        assert_eq!((m.media_type.as_str(), m.manifests.len()), (DOCKER_LIST, 1));
+        // Both valid, but not the same: the header and the body must agree.
+        let e = parse(list(OCI_INDEX).as_bytes(), Some(DOCKER_LIST)).unwrap_err();
+        assert_eq!(e.code, Code::ManifestInvalid);
+        assert!(e.detail.contains("does not match"), "{}", e.detail);
+        // A header with parameters names the same type.
+        assert!(parse(list(OCI_INDEX).as_bytes(), Some("application/vnd.oci.image.index.v1+json; charset=utf-8")).is_ok());
+    }
+
+    #[test]
     fn hostile_json_is_invalid_not_a_crash() {
         let nested = "[".repeat(100_000);
         let dup = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{}","size":1}},"layers":[],"layers":[]}}"#, d("c"));
