@@ -30,6 +30,7 @@ export const SETTINGS = [
   "REGISTRY_ORIGIN",
   "UPSTREAMS",
   "UPSTREAM_TIMEOUT_SECONDS",
+  "IMMUTABLE_TAGS",
 ];
 
 // The secrets `UPSTREAMS` names for upstream credentials (`"credentials": "DOCKERHUB_CREDENTIALS"`):

@@ -19,6 +19,7 @@ use crate::storage::meter::Meter;
 use crate::storage::r2::R2;
 use crate::auth::upload_url::UploadUrlKey;
 use crate::mirror::config::Upstreams;
+use crate::policy::immutable::ImmutableTags;
 use std::collections::BTreeMap;
 use crate::storage::uploads::DEFAULT_LEASE_MS;
 
@@ -67,6 +68,8 @@ pub struct Config {
     pub upstreams: Upstreams,
     pub upstream_credentials: BTreeMap<String, String>,
     pub upstream_timeout_ms: u64,
+    /// Tags that never move once they exist (`IMMUTABLE_TAGS`).
+    pub immutable_tags: ImmutableTags,
 }
 
 /// Default wait for an upstream's answer before serving what is stored (or failing).
@@ -114,6 +117,11 @@ impl App {
         });
         let auth = auth_config(&settings, origin, &secret)?;
         let (upstreams, upstream_credentials) = upstreams(&settings)?;
+        // Like a bad AUTH_RULES, rules that do not parse fail every request (closed, not open).
+        let immutable_tags = match settings.var("IMMUTABLE_TAGS") {
+            Some(json) => ImmutableTags::parse(&json).map_err(RegistryError::internal)?,
+            None => ImmutableTags::default(),
+        };
         let meter = Rc::new(Meter::new());
         let edge = Edge::new(
             origin,
@@ -142,6 +150,7 @@ impl App {
                 upstreams,
                 upstream_credentials,
                 upstream_timeout_ms: settings.number("UPSTREAM_TIMEOUT_SECONDS").unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_S).max(1) * 1000,
+                immutable_tags,
             },
         })
     }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod http;
 pub mod mirror;
 pub mod oci;
+pub mod policy;
 pub mod routes;
 pub mod storage;
 

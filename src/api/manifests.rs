@@ -1,4 +1,5 @@
-//! `/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE.
+//! `/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE. Immutable tags
+//! (`IMMUTABLE_TAGS`) are neither moved by a PUT nor deleted.
 
 use worker::{Response, ResponseBody};
 
@@ -9,7 +10,7 @@ use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::oci::name::{Reference, RepoName, Tag};
 use crate::routes::manifest_url;
-use crate::storage::manifests;
+use crate::storage::{manifests, tags};
 
 pub async fn get(cx: &Context<'_>, name: &RepoName, reference: &Reference, with_body: bool) -> Result<Response> {
     let (r2, edge) = (&cx.app.r2, &cx.app.edge);
@@ -55,7 +56,8 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
     let content_type = cx.header("content-type");
     let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
     let (r2, now, id) = (&cx.app.r2, cx.now_ms(), cx.new_id());
-    let stored = manifests::put_tagged(r2, &cx.app.edge, name, reference, &tags, bytes, content_type.as_deref(), now, &id).await?;
+    let immutable = |tag: &Tag| cx.app.config.immutable_tags.rule_for(name, tag);
+    let stored = manifests::put_tagged(r2, &cx.app.edge, name, reference, &tags, bytes, content_type.as_deref(), now, &id, &immutable).await?;
     let mut headers = vec![
         ("Location", manifest_url(name, &stored.digest.to_string())),
         ("Docker-Content-Digest", stored.digest.to_string()),
@@ -72,6 +74,19 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
 }
 
 pub async fn delete(cx: &Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {
+    // An immutable tag is never deleted: neither by tag nor with the revision it points at.
+    let policy = &cx.app.config.immutable_tags;
+    let guarded = match reference {
+        Reference::Tag(tag) => vec![tag.clone()],
+        Reference::Digest(digest) => tags::pointing_at(&cx.app.r2, name, digest).await?,
+    };
+    for tag in &guarded {
+        if let Some(rule) = policy.rule_for(name, tag) {
+            if tags::resolve_tag(&cx.app.r2, name, tag).await?.is_some() {
+                return Err(tags::immutable_refusal(name, tag, &rule, "be deleted"));
+            }
+        }
+    }
     manifests::delete(&cx.app.r2, &cx.app.edge, name, reference).await?;
     reply(202, &[], ResponseBody::Empty)
 }

@@ -74,10 +74,12 @@ pub async fn put<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     now: u64,
     id: &str,
 ) -> Result<Stored> {
-    put_tagged(bucket, facts, name, reference, &[], bytes, content_type, now, id).await
+    put_tagged(bucket, facts, name, reference, &[], bytes, content_type, now, id, &|_| None).await
 }
 
-/// [`put`], also pointing `extra_tags` at the manifest (the `?tag=` parameters of a PUT by digest).
+/// [`put`], also pointing `extra_tags` at the manifest (the `?tag=` parameters of a PUT by
+/// digest), and never moving a tag `immutable` names (403 DENIED, checked before anything is
+/// written and enforced by a conditional write: `tags::point_once`).
 #[allow(clippy::too_many_arguments)]
 pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     bucket: &B,
@@ -89,8 +91,9 @@ pub async fn put_tagged<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     content_type: Option<&str>,
     now: u64,
     id: &str,
+    immutable: tags::Immutable<'_>,
 ) -> Result<Stored> {
-    store(bucket, facts, name, reference, extra_tags, bytes, content_type, now, id, References::Required).await
+    store(bucket, facts, name, reference, extra_tags, bytes, content_type, now, id, References::Required, immutable).await
 }
 
 /// Whether the blobs a manifest names must already be in the repository when it is stored.
@@ -118,7 +121,7 @@ pub async fn put_mirrored<B: Bucket + ?Sized, F: FactCache + ?Sized>(
 ) -> Result<Stored> {
     let reference = Reference::Digest(digest.clone());
     let tags: Vec<Tag> = tag.into_iter().cloned().collect();
-    store(bucket, facts, name, &reference, &tags, bytes, content_type, now, id, References::Deferred).await
+    store(bucket, facts, name, &reference, &tags, bytes, content_type, now, id, References::Deferred, &|_| None).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -133,6 +136,7 @@ async fn store<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     now: u64,
     id: &str,
     references: References,
+    immutable: tags::Immutable<'_>,
 ) -> Result<Stored> {
     if bytes.len() > manifest::MAX_MANIFEST_BYTES {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {} bytes", manifest::MAX_MANIFEST_BYTES)));
@@ -148,6 +152,18 @@ async fn store<B: Bucket + ?Sized, F: FactCache + ?Sized>(
         }
         Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
     };
+    let by_reference = match reference {
+        Reference::Tag(tag) => Some(tag),
+        Reference::Digest(_) => None,
+    };
+    let all_tags: BTreeSet<&Tag> = by_reference.into_iter().chain(extra_tags).collect();
+    // An immutable tag that points elsewhere refuses the whole PUT before anything is written.
+    let guarded: Vec<(&Tag, String)> = all_tags.iter().filter_map(|t| immutable(t).map(|rule| (*t, rule))).collect();
+    for (tag, rule) in &guarded {
+        if let Some(current) = tags::resolve_tag(bucket, name, tag).await?.filter(|c| c != &digest) {
+            return Err(tags::immutable_refusal(name, tag, rule, &format!("move to {digest} (it points at {current})")));
+        }
+    }
     if references == References::Required {
         check_references(bucket, name, &parsed, now).await?;
     }
@@ -170,13 +186,11 @@ async fn store<B: Bucket + ?Sized, F: FactCache + ?Sized>(
     };
     let revision_json = serde_json::to_vec(&revision).expect("serializable");
     bucket.put(&PathSpec::ManifestRevision { name, digest: &digest }.key(), revision_json, None, PutIf::Always).await?;
-    let by_reference = match reference {
-        Reference::Tag(tag) => Some(tag),
-        Reference::Digest(_) => None,
-    };
-    let all_tags: BTreeSet<&Tag> = by_reference.into_iter().chain(extra_tags).collect();
     for tag in all_tags {
-        tags::point(bucket, facts, name, tag, &digest).await?;
+        match guarded.iter().find(|(t, _)| *t == tag) {
+            Some((_, rule)) => tags::point_once(bucket, facts, name, tag, &digest, rule).await?,
+            None => tags::point(bucket, facts, name, tag, &digest).await?,
+        }
     }
     if let Some(subject) = &parsed.subject {
         referrers::record(bucket, name, subject, &parsed, &digest, size).await?;
@@ -330,6 +344,48 @@ mod tests {
     }
 
     #[test]
+    fn immutable_tags_never_move_but_take_the_same_digest_again() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::interleaving(), MemoryFacts::new(0));
+            let n = repo("prod/app");
+            let c = push_blob(&b, &n, b"c").await;
+            let l = push_blob(&b, &n, b"l").await;
+            let guard = |t: &Tag| (t.as_str() == "v1").then(|| "rule 1".to_string());
+            let m1 = image(&c, &l, "");
+            let m2 = image(&c, &l, r#","annotations":{"n":"2"}"#);
+            let d1 = put_tagged(&b, &f, &n, &tag("v1"), &[], m1.clone(), None, 1, "a", &guard).await.unwrap().digest;
+            // A retried push of the same digest is accepted.
+            assert_eq!(put_tagged(&b, &f, &n, &tag("v1"), &[], m1.clone(), None, 2, "b", &guard).await.unwrap().digest, d1);
+            // Moving it is refused before anything is written, by tag or by `?tag=`.
+            let d2 = Digest::of(Algorithm::Sha256, &m2);
+            for (reference, extra) in [(tag("v1"), vec![]), (Reference::Digest(d2.clone()), vec![Tag::parse("v1").unwrap()])] {
+                let e = put_tagged(&b, &f, &n, &reference, &extra, m2.clone(), None, 3, "c", &guard).await.unwrap_err();
+                assert_eq!(e.code, Code::Denied);
+                assert!(e.detail.contains("rule 1") && e.detail.contains(&d1.to_string()), "{}", e.detail);
+                assert!(revision(&b, &n, &d2).await.unwrap().is_none());
+            }
+            assert_eq!(tags::resolve_tag(&b, &n, &Tag::parse("v1").unwrap()).await.unwrap(), Some(d1.clone()));
+            // Other tags move freely.
+            put_tagged(&b, &f, &n, &tag("latest"), &[], m1.clone(), None, 4, "d", &guard).await.unwrap();
+            put_tagged(&b, &f, &n, &tag("latest"), &[], m2.clone(), None, 5, "e", &guard).await.unwrap();
+
+            // First pushes of different digests to a new immutable tag, at the same time: exactly
+            // one wins, the others are refused, and the tag points at the winner.
+            let guard_v2 = |t: &Tag| (t.as_str() == "v2").then(|| "rule 2".to_string());
+            let bodies: Vec<Vec<u8>> = (0..4).map(|i| image(&c, &l, &format!(r#","annotations":{{"race":"{i}"}}"#))).collect();
+            let v2 = tag("v2");
+            let results = futures_util::future::join_all(
+                bodies.iter().enumerate().map(|(i, m)| put_tagged(&b, &f, &n, &v2, &[], m.clone(), None, 6, ["r0", "r1", "r2", "r3"][i], &guard_v2)),
+            )
+            .await;
+            let winners: Vec<&Stored> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(winners.len(), 1, "{results:?}");
+            assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| e.code == Code::Denied));
+            assert_eq!(tags::resolve_tag(&b, &n, &Tag::parse("v2").unwrap()).await.unwrap(), Some(winners[0].digest.clone()));
+        });
+    }
+
+    #[test]
     fn put_get_tag_delete() {
         block_on(async {
             let b = MemoryBucket::new();
@@ -447,7 +503,7 @@ mod tests {
             for alg in [Algorithm::Sha256, Algorithm::Sha512] {
                 let d = Digest::of(alg, &m);
                 let tags = [Tag::parse(&format!("a-{}", alg.as_str())).unwrap(), Tag::parse(&format!("b-{}", alg.as_str())).unwrap()];
-                let stored = put_tagged(&b, &f, &n, &Reference::Digest(d.clone()), &tags, m.clone(), None, 1, "m").await.unwrap();
+                let stored = put_tagged(&b, &f, &n, &Reference::Digest(d.clone()), &tags, m.clone(), None, 1, "m", &|_| None).await.unwrap();
                 assert_eq!(stored.digest, d);
                 for t in &tags {
                     assert_eq!(tags::resolve_tag(&b, &n, t).await.unwrap(), Some(d.clone()));

@@ -31,6 +31,53 @@ pub async fn point<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts:
     Ok(())
 }
 
+/// Which tags of a repository are immutable: the rule that makes `tag` so, described for a
+/// message (`policy::immutable`, applied by the caller), or `None`.
+pub type Immutable<'a> = &'a dyn Fn(&Tag) -> Option<String>;
+
+/// The refusal of a change to the immutable `tag`.
+pub fn immutable_refusal(name: &RepoName, tag: &Tag, rule: &str, what: &str) -> RegistryError {
+    RegistryError::new(Code::Denied, format!("tag {tag} of {name} is immutable by {rule}: it cannot {what}"))
+}
+
+/// Points the immutable `tag` (by `rule`) at `digest`: only if the tag does not exist yet, by a
+/// conditional write (of racing first pushes exactly one wins), or already points there (a
+/// retried push). Otherwise 403 DENIED.
+pub async fn point_once<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest, rule: &str) -> Result<()> {
+    let key = PathSpec::TagCurrent { name, tag }.key();
+    if bucket.put(&key, digest.to_string().into_bytes(), None, PutIf::Absent).await?.is_none() {
+        let current = resolve_tag(bucket, name, tag).await?;
+        if current.as_ref() != Some(digest) {
+            let now = current.map(|d| format!(" (it points at {d})")).unwrap_or_default();
+            return Err(immutable_refusal(name, tag, rule, &format!("move to {digest}{now}")));
+        }
+    }
+    bucket.put(&PathSpec::TagIndexEntry { name, digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
+    facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
+    Ok(())
+}
+
+/// The tags of `name` that point at `digest` now (its tag index, each entry checked).
+pub async fn pointing_at<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<Vec<Tag>> {
+    let index_prefix = PathSpec::TagIndex { name, digest }.key();
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = bucket.list(&index_prefix, after.as_deref(), super::MAX_PAGE).await?;
+        for key in &page.keys {
+            if let Some(tag) = PathSpec::tag_of_index_key(&index_prefix, key) {
+                if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
+                    out.push(tag);
+                }
+            }
+        }
+        after = page.keys.last().cloned();
+        if !page.truncated {
+            return Ok(out);
+        }
+    }
+}
+
 /// Removes `tag`, which points at `digest`.
 pub async fn remove<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
     bucket
