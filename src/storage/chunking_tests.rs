@@ -526,3 +526,26 @@ fn the_lease_is_renewed_while_a_long_body_streams() {
         assert_eq!(state.lease_until, 0, "released after the chunk");
     });
 }
+
+#[test]
+fn a_body_of_exactly_the_ceiling_is_taken_one_byte_more_is_not() {
+    assert_eq!((MIN_PART_SIZE, MAX_PART_SIZE), (5 * MIB, 5 * 1024 * MIB - 1));
+    block_on(async {
+        let bucket = MemoryBucket::new();
+        let sink = MemorySink::new(&bucket);
+        let clock = || 0;
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
+        for known in [true, false] {
+            let id = if known { "00000000-0000-0000-0000-00000000000a" } else { "00000000-0000-0000-0000-00000000000b" };
+            uploads.start(&repo(), id.into(), 0, Algorithm::Sha256).await.unwrap();
+            let held = uploads.acquire(&repo(), id, Some(0), None, 0).await.unwrap();
+            let mut body = Body::new(vec![vec![7u8; 60], vec![7u8; 40]], known);
+            let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
+            assert_eq!(held.state.offset, 100, "known length: {known}");
+            let held = uploads.acquire(&repo(), id, Some(100), None, 1).await.unwrap();
+            let mut body = Body::new(vec![vec![7u8; 60], vec![7u8; 41]], known);
+            let e = uploads.append(held, &mut body, &&sink, 100, None).await.err().unwrap();
+            assert_eq!(e.code, Code::TooLarge, "known length: {known}");
+        }
+    });
+}
