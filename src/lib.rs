@@ -4,9 +4,9 @@
 //! worker's bindings and hands each request to [`routes`] (URL → typed route) → `api` handlers
 //! → [`mirror`] (the pull-through cache of upstream registries, for mirrored names) →
 //! [`storage`] (path mapper, stores, bucket adapters) → [`oci`] (the spec's vocabulary); [`auth`]
-//! decides who may do what, [`policy`] what a push or delete may change (immutable tags). Everything but the entry, `app`, `api` and the adapters over the
-//! platform (`storage::r2`, `storage::edge`, `mirror::web`) is target-independent and tested
-//! natively with `cargo test`.
+//! decides who may do what, [`policy`] what a push or delete may change (immutable tags).
+//! Everything but the entry, `app`, `api` and the adapters over the platform (`storage::r2`,
+//! `storage::edge`, `mirror::web`) is target-independent and tested natively with `cargo test`.
 
 pub mod auth;
 pub mod http;
