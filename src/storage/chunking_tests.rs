@@ -279,7 +279,46 @@ fn small_monolithic_chunk_is_its_own_object() {
     let blob = data(1000, 4);
     let (_, bucket) = push(&blob, &[1000], Algorithm::Sha256, true);
     let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
-    assert_eq!(objects.len(), 1, "one write, no join: {objects:?}");
+    // The pending piece itself is the blob's object: one write, no join into `data`.
+    assert_eq!(objects, [format!("objects/{ID}/00000000000000000000")]);
+}
+
+/// A body whose announced length (`remaining`) is `announced` bytes, whatever it delivers.
+struct Announced {
+    pieces: VecDeque<Vec<u8>>,
+    announced: u64,
+}
+
+#[async_trait(?Send)]
+impl BodySource for Announced {
+    type Piece = Vec<u8>;
+    async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        let p = self.pieces.pop_front();
+        if let Some(p) = &p {
+            self.announced = self.announced.saturating_sub(p.len() as u64);
+        }
+        Ok(p)
+    }
+    fn remaining(&self) -> Option<u64> {
+        Some(self.announced)
+    }
+}
+
+#[test]
+fn a_body_longer_than_its_content_length_is_refused_an_empty_trailing_piece_is_not() {
+    block_on(async {
+        let bucket = MemoryBucket::new();
+        let sink = MemorySink::new(&bucket);
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Some(0), None, 0).await.unwrap();
+        let mut body = Announced { pieces: vec![vec![1u8; 100], vec![1u8; 5]].into(), announced: 100 };
+        let e = uploads.append(held, &mut body, &&sink, MIB, None).await.err().unwrap();
+        assert_eq!(e.code, Code::SizeInvalid);
+        let held = uploads.acquire(&repo(), ID, Some(0), None, 1).await.unwrap();
+        let mut body = Announced { pieces: vec![vec![1u8; 100], vec![]].into(), announced: 100 };
+        assert_eq!(uploads.append(held, &mut body, &&sink, MIB, None).await.unwrap().state.offset, 100);
+    });
 }
 
 /// A piece that only counts bytes, for simulating very large uploads.
