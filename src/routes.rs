@@ -156,6 +156,22 @@ mod tests {
     }
 
     #[test]
+    fn the_repository_a_route_addresses() {
+        for (path, want) in [
+            ("/v2/a/b/blobs/uploads/", Some("a/b")),
+            (&format!("/v2/a/blobs/{D}") as &str, Some("a")),
+            ("/v2/x/y/z/manifests/v1", Some("x/y/z")),
+            ("/v2/n/tags/list", Some("n")),
+            (&format!("/v2/r/referrers/{D}"), Some("r")),
+            ("/v2/", None),
+            ("/v2/_catalog", None),
+            ("/token", None),
+        ] {
+            assert_eq!(Route::parse(path).unwrap().name().map(RepoName::as_str), want, "{path}");
+        }
+    }
+
+    #[test]
     fn urls_built_back() {
         let d = Digest::parse(D).unwrap();
         assert_eq!(upload_url(&name("a/b"), "id-1", "tok"), "/v2/a/b/blobs/uploads/id-1?_state=tok");

@@ -261,6 +261,26 @@ mod tests {
         assert!(parse_pushed(with(MAX_DESCRIPTORS - 2).as_bytes(), None).is_ok());
         assert_eq!(parse_pushed(with(MAX_DESCRIPTORS - 1).as_bytes(), None).unwrap_err().code, Code::ManifestInvalid);
         assert_eq!(MAX_MANIFEST_BYTES, 4_194_304);
+        // Blobs named beside the layers count too.
+        let blob = format!(r#"{{"mediaType":"application/octet-stream","digest":"{}","size":1}}"#, d("b"));
+        let with_blobs = with(MAX_DESCRIPTORS - 3).replacen(r#","subject""#, &format!(r#","blobs":[{blob},{blob}],"subject""#), 1);
+        assert_eq!(parse_pushed(with_blobs.as_bytes(), None).unwrap_err().code, Code::ManifestInvalid);
+        // And an index's children.
+        let index = |n: usize| {
+            let children: Vec<String> = (0..n).map(|i| format!(r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}}"#, d(&i.to_string()))).collect();
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#, children.join(","))
+        };
+        assert!(parse_pushed(index(MAX_DESCRIPTORS).as_bytes(), None).is_ok());
+        assert_eq!(parse_pushed(index(MAX_DESCRIPTORS + 1).as_bytes(), None).unwrap_err().code, Code::ManifestInvalid);
+    }
+
+    #[test]
+    fn an_index_has_neither_config_nor_layers() {
+        let config = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","config":{{"digest":"{}","size":1}},"manifests":[]}}"#, d("c"));
+        let layers = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","layers":[{{"digest":"{}","size":1}}],"manifests":[]}}"#, d("l"));
+        for body in [config, layers] {
+            assert_eq!(parse(body.as_bytes(), None).unwrap_err().code, Code::ManifestInvalid, "{body}");
+        }
     }
 
     #[test]
