@@ -77,6 +77,7 @@ pub async fn delete(cx: &Context<'_>, name: &RepoName, reference: &Reference) ->
     // An immutable tag is never deleted: neither by tag nor with the revision it points at.
     let policy = &cx.app.config.immutable_tags;
     let guarded = match reference {
+        _ if policy.is_empty() => Vec::new(),
         Reference::Tag(tag) => vec![tag.clone()],
         Reference::Digest(digest) => tags::pointing_at(&cx.app.r2, name, digest).await?,
     };

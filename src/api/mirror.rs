@@ -16,6 +16,7 @@ use crate::mirror::web::{self, WebFetch};
 use crate::oci::digest::Digest;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::{Reference, RepoName};
+use crate::storage::manifests::Fetched;
 use crate::storage::{blobs, eviction};
 use crate::storage::listing::page_of;
 use crate::storage::meter::Op;
@@ -31,13 +32,17 @@ fn client<'a>(cx: &'a Context<'a>, fetch: &'a WebFetch, mirrored: &'a Mirrored<'
     Client::new(fetch, web::tokens(), &mirrored.upstream.url, credentials.map(String::as_str), cx.now_ms())
 }
 
-/// Marks `resp` with how it was served (and why stale), and counts the upstream requests.
-fn mark(cx: &Context<'_>, sent: u32, resp: Result<Response>, served: Served, stale: Option<&RegistryError>) -> Result<Response> {
-    cx.app.meter.add(Op::Upstream, sent);
-    let mut resp = resp?;
+/// What a mirrored request answered, how it was served, and why stale (if it was).
+type Answered = Result<(Response, Served, Option<RegistryError>)>;
+
+/// Counts the upstream requests `client` sent, whatever the outcome, and marks the response
+/// with how it was served (and why stale).
+fn mark(cx: &Context<'_>, client: &Client<'_, WebFetch>, answered: Answered) -> Result<Response> {
+    cx.app.meter.add(Op::Upstream, client.sent.get());
+    let (mut resp, served, stale) = answered?;
     let headers = resp.headers_mut();
     headers.set(freshness::HEADER, served.as_str()).map_err(RegistryError::internal)?;
-    if let Some(why) = stale {
+    if let Some(why) = &stale {
         headers.set("Warning", &freshness::stale_warning(why)).map_err(RegistryError::internal)?;
     }
     Ok(resp)
@@ -50,30 +55,33 @@ pub async fn manifest(cx: &Context<'_>, name: &RepoName, reference: &Reference, 
     let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: &id };
     let answered = async {
         let mut outcome = pull.manifest(reference).await?;
-        if outcome.fetched.is_none() {
-            match super::manifests::get(cx, name, reference, with_body).await {
+        let resp = match outcome.fetched.take() {
+            Some(m) => fetched(cx, reference, m, with_body)?,
+            None => match super::manifests::get(cx, name, reference, with_body).await {
                 // A record or cached fact said it was stored, but it was evicted: ask again.
-                Err(e) if e.code == Code::ManifestUnknown && outcome.served != Served::Stale => outcome = pull.manifest_again(reference).await?,
-                resp => return Ok((resp?, outcome)),
+                Err(e) if e.code == Code::ManifestUnknown && outcome.served != Served::Stale => {
+                    outcome = pull.manifest_again(reference).await?;
+                    fetched(cx, reference, outcome.fetched.take().expect("fetched again"), with_body)?
+                }
+                resp => resp?,
+            },
+        };
+        if mirrored.upstream.evict_after_days.is_some() {
+            if let Some(digest) = resp.headers().get("docker-content-digest").ok().flatten().and_then(|d| Digest::parse(&d).ok()) {
+                record_pull_later(cx, name, digest);
             }
         }
-        let m = outcome.fetched.take().expect("fetched");
-        let size = m.bytes.len() as u64;
-        let body = if with_body { ResponseBody::Body(m.bytes) } else { ResponseBody::Empty };
-        Ok((super::manifests::answer(cx, reference, &m.digest, m.media_type, size, body)?, outcome))
+        Ok((resp, outcome.served, outcome.stale))
     }
     .await;
-    let (resp, outcome) = match answered {
-        Ok(a) => a,
-        Err(e) => {
-            cx.app.meter.add(Op::Upstream, client.sent.get());
-            return Err(e);
-        }
-    };
-    if let Some(digest) = resp.headers().get("docker-content-digest").ok().flatten().and_then(|d| Digest::parse(&d).ok()) {
-        record_pull_later(cx, name, digest);
-    }
-    mark(cx, client.sent.get(), Ok(resp), outcome.served, outcome.stale.as_ref())
+    mark(cx, &client, answered)
+}
+
+/// The answer with a manifest just fetched from the upstream.
+fn fetched(cx: &Context<'_>, reference: &Reference, m: Fetched, with_body: bool) -> Result<Response> {
+    let size = m.bytes.len() as u64;
+    let body = if with_body { ResponseBody::Body(m.bytes) } else { ResponseBody::Empty };
+    super::manifests::answer(cx, reference, &m.digest, m.media_type, size, body)
 }
 
 thread_local! {
@@ -84,9 +92,6 @@ thread_local! {
 
 /// Records the pull of `digest` for eviction (`storage::eviction`), once a day per isolate.
 fn record_pull_later(cx: &Context<'_>, name: &RepoName, digest: Digest) {
-    if !cx.app.config.upstreams.resolve(name).is_some_and(|m| m.upstream.evict_after_days.is_some()) {
-        return;
-    }
     let now = cx.now_ms();
     let first_today = RECORDED.with(|r| {
         let mut r = r.borrow_mut();
@@ -112,57 +117,48 @@ pub async fn tags(cx: &Context<'_>, name: &RepoName, mirrored: &Mirrored<'_>) ->
     let fetch = WebFetch { timeout_ms: cx.app.config.upstream_timeout_ms };
     let client = client(cx, &fetch, mirrored);
     let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: "" };
-    let outcome = pull.tags().await;
-    let sent = client.sent.get();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            cx.app.meter.add(Op::Upstream, sent);
-            return Err(e);
-        }
-    };
-    let resp = match outcome.tags {
-        Some(all) => {
-            let (n, last) = super::pagination(cx)?;
-            let page = page_of(&all, last.as_deref(), n);
-            let headers: Vec<_> = super::next_page_link(&page, &format!("/v2/{name}/tags/list"), n, "").into_iter().collect();
-            super::json_reply(200, &headers, &serde_json::json!({"name": name.as_str(), "tags": page.items}))
-        }
-        // Never listed upstream, and it cannot answer now: what is stored, if anything.
-        None => match super::tags::get(cx, name).await {
-            Err(e) if e.code == crate::oci::error::Code::NameUnknown => Err(outcome.stale.clone().unwrap_or(e)),
-            other => other,
-        },
-    };
-    mark(cx, sent, resp, outcome.served, outcome.stale.as_ref())
+    let answered = async {
+        let outcome = pull.tags().await?;
+        let resp = match outcome.tags {
+            Some(all) => {
+                let (n, last) = super::pagination(cx)?;
+                let page = page_of(&all, last.as_deref(), n);
+                let headers: Vec<_> = super::next_page_link(&page, &format!("/v2/{name}/tags/list"), n, "").into_iter().collect();
+                super::json_reply(200, &headers, &serde_json::json!({"name": name.as_str(), "tags": page.items}))?
+            }
+            // Never listed upstream, and it cannot answer now: what is stored, if anything.
+            None => match super::tags::get(cx, name).await {
+                Err(e) if e.code == Code::NameUnknown => return Err(outcome.stale.unwrap_or(e)),
+                other => other?,
+            },
+        };
+        Ok((resp, outcome.served, outcome.stale))
+    }
+    .await;
+    mark(cx, &client, answered)
 }
 
 pub async fn blob(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: bool, mirrored: &Mirrored<'_>) -> Result<Response> {
     let fetch = WebFetch { timeout_ms: cx.app.config.upstream_timeout_ms };
     let client = client(cx, &fetch, mirrored);
     let pull = Pull { bucket: &cx.app.r2, facts: &cx.app.edge, client: &client, mirrored, name, now: cx.now_ms(), id: "" };
-    let found = pull.blob(digest, with_body).await;
-    let sent = client.sent.get();
-    let (served, source) = match found {
-        Ok(found) => found,
-        Err(e) => {
-            cx.app.meter.add(Op::Upstream, sent);
-            return Err(e);
-        }
-    };
-    let (served, resp) = match source {
-        BlobSource::Stored(desc) => match super::blobs::serve(cx, name, digest, &desc, with_body).await {
-            // Linked, but the bytes were collected (after an eviction): ask again.
-            Err(e) if e.code == Code::BlobUnknown => match pull.blob_again(digest).await {
-                Ok((served, BlobSource::Upstream { length, body })) => (served, from_upstream(cx, name, digest, length, body, with_body).await),
-                Ok((served, BlobSource::Stored(_))) => (served, Err(e)),
-                Err(e) => (Served::Miss, Err(e)),
+    let answered = async {
+        let (served, source) = pull.blob(digest, with_body).await?;
+        let (served, resp) = match source {
+            BlobSource::Stored(desc) => match super::blobs::serve(cx, name, digest, &desc, with_body).await {
+                // Linked, but the bytes were collected (after an eviction): ask again.
+                Err(e) if e.code == Code::BlobUnknown => match pull.blob_again(digest).await? {
+                    (served, BlobSource::Upstream { length, body }) => (served, from_upstream(cx, name, digest, length, body, with_body).await?),
+                    (_, BlobSource::Stored(_)) => return Err(e),
+                },
+                resp => (served, resp?),
             },
-            resp => (served, resp),
-        },
-        BlobSource::Upstream { length, body } => (served, from_upstream(cx, name, digest, length, body, with_body).await),
-    };
-    mark(cx, client.sent.get(), resp, served, None)
+            BlobSource::Upstream { length, body } => (served, from_upstream(cx, name, digest, length, body, with_body).await?),
+        };
+        Ok((resp, served, None))
+    }
+    .await;
+    mark(cx, &client, answered)
 }
 
 /// Answers with the upstream's blob, filling the bucket from the same stream.

@@ -39,9 +39,7 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
             (Route::Blob { name, digest }, Method::Head) => mirror::blob(&cx, &name, &digest, false, &mirrored).await,
             (Route::Tags { name }, Method::Get) => mirror::tags(&cx, &name, &mirrored).await,
             (Route::Referrers { name, digest }, Method::Get) => referrers::get(&cx, &name, &digest).await,
-            (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head) => {
-                Err(RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {}", invalid.detail)))
-            }
+            (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head) => Err(no_such_manifest(&invalid)),
             (route, _) => Err(crate::mirror::refuse_write(route.name().expect("a named route"), &mirrored.upstream.url)),
         };
     }
@@ -56,9 +54,7 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
         (Route::Manifest { name, reference }, Method::Put) => manifests::put(cx, &name, &reference).await,
         (Route::Manifest { name, reference }, Method::Delete) => manifests::delete(&cx, &name, &reference).await,
         (Route::InvalidManifestRef { invalid, .. }, Method::Put) => Err(invalid),
-        (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head | Method::Delete) => {
-            Err(RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {}", invalid.detail)))
-        }
+        (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head | Method::Delete) => Err(no_such_manifest(&invalid)),
         (Route::Blob { name, digest }, Method::Get) => blobs::get(&cx, &name, &digest, true).await,
         (Route::Blob { name, digest }, Method::Head) => blobs::get(&cx, &name, &digest, false).await,
         (Route::Blob { name, digest }, Method::Delete) => blobs::delete(&cx, &name, &digest).await,
@@ -70,6 +66,11 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
         (Route::Referrers { name, digest }, Method::Get) => referrers::get(&cx, &name, &digest).await,
         (_, m) => Err(RegistryError::new(Code::Unsupported, format!("method {m:?} not allowed here"))),
     }
+}
+
+/// A reference that is neither a tag nor a digest names no manifest: MANIFEST_UNKNOWN on reads.
+fn no_such_manifest(invalid: &RegistryError) -> RegistryError {
+    RegistryError::new(Code::ManifestUnknown, format!("manifest unknown: {}", invalid.detail))
 }
 
 /// Builds a response with the API version header and the given headers.

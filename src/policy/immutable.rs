@@ -37,6 +37,11 @@ impl ImmutableTags {
         Ok(ImmutableTags { rules })
     }
 
+    /// No rule: every tag may move.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// The rule that makes `tag` of `name` immutable, described for a message; `None`: it may
     /// move.
     pub fn rule_for(&self, name: &RepoName, tag: &Tag) -> Option<String> {
@@ -70,6 +75,7 @@ mod tests {
         assert!(p.rule_for(&name("base"), &tag("stable")).is_some());
         assert!(p.rule_for(&name("base/x"), &tag("stable")).is_none());
         assert!(ImmutableTags::default().rule_for(&name("prod/api"), &tag("v1")).is_none());
+        assert!(ImmutableTags::default().is_empty() && !p.is_empty());
     }
 
     #[test]

@@ -300,14 +300,21 @@ pub struct Fill {
     pub stored: js_sys::Promise,
 }
 
+impl Fill {
+    /// The `{ client, stored }` the JS fills return.
+    fn from_js(out: &JsValue) -> Result<Fill> {
+        let get = |k: &str| js_sys::Reflect::get(out, &JsValue::from_str(k)).map_err(js_err("fill"));
+        Ok(Fill { client: get("client")?.unchecked_into(), stored: get("stored")?.unchecked_into() })
+    }
+}
+
 impl R2 {
     /// Streams `body` (`len` bytes) to a client and into `key` in one pass, verified by R2
     /// against `digest` (see `fillVerified` above).
     pub fn fill_verified(&self, key: &str, body: &web_sys::ReadableStream, len: u64, digest: &crate::oci::digest::Digest) -> Result<Fill> {
         self.meter.add(Op::R2ClassA, 1);
         let out = fill_verified(self.raw(), key, body.as_ref(), len as f64, digest.algorithm().as_str(), digest.hex()).map_err(js_err("fill"))?;
-        let get = |k: &str| js_sys::Reflect::get(&out, &JsValue::from_str(k)).map_err(js_err("fill"));
-        Ok(Fill { client: get("client")?.unchecked_into(), stored: get("stored")?.unchecked_into() })
+        Fill::from_js(&out)
     }
 
     /// Streams `body` (of any length) to a client and into the multipart object `key` in one
@@ -317,8 +324,7 @@ impl R2 {
         // Create, complete, and the parts (counted when the fill is recorded: unknown yet).
         self.meter.add(Op::R2ClassA, 2);
         let out = fill_multipart(self.raw(), key, body.as_ref(), part_size as f64, digest.algorithm().as_str()).map_err(js_err("fill"))?;
-        let get = |k: &str| js_sys::Reflect::get(&out, &JsValue::from_str(k)).map_err(js_err("fill"));
-        Ok(Fill { client: get("client")?.unchecked_into(), stored: get("stored")?.unchecked_into() })
+        Fill::from_js(&out)
     }
 
     /// What a fill's `stored` promise settled to: stored (`Ok(true)`), refused or stored with

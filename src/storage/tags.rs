@@ -57,25 +57,29 @@ pub async fn point_once<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, f
     Ok(())
 }
 
-/// The tags of `name` that point at `digest` now (its tag index, each entry checked).
-pub async fn pointing_at<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<Vec<Tag>> {
+/// The tags in the tag index of revision `digest`, each with whether it still points there
+/// (a tag moved to another revision since does not).
+async fn index_of<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<Vec<(Tag, bool)>> {
     let index_prefix = PathSpec::TagIndex { name, digest }.key();
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = bucket.list(&index_prefix, after.as_deref(), super::MAX_PAGE).await?;
         for key in &page.keys {
-            if let Some(tag) = PathSpec::tag_of_index_key(&index_prefix, key) {
-                if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
-                    out.push(tag);
-                }
-            }
+            let tag = PathSpec::tag_of_index_key(&index_prefix, key).ok_or_else(|| RegistryError::internal(format!("corrupt tag index key {key}")))?;
+            let points_here = resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest);
+            out.push((tag, points_here));
         }
         after = page.keys.last().cloned();
         if !page.truncated {
             return Ok(out);
         }
     }
+}
+
+/// The tags of `name` that point at `digest` now.
+pub async fn pointing_at<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest) -> Result<Vec<Tag>> {
+    Ok(index_of(bucket, name, digest).await?.into_iter().filter(|(_, here)| *here).map(|(tag, _)| tag).collect())
 }
 
 /// Removes `tag`, which points at `digest`.
@@ -90,27 +94,12 @@ pub async fn remove<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts
 /// Removes the tag index of the revision `digest`, and every tag in it that still points at
 /// `digest` (a tag moved to another revision since stays).
 pub async fn remove_all_pointing_at<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest) -> Result<()> {
-    let index_prefix = PathSpec::TagIndex { name, digest }.key();
-    let mut doomed = Vec::new();
-    let mut moved_away = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = bucket.list(&index_prefix, after.as_deref(), super::MAX_PAGE).await?;
-        for key in &page.keys {
-            let tag = PathSpec::tag_of_index_key(&index_prefix, key).ok_or_else(|| RegistryError::internal(format!("corrupt tag index key {key}")))?;
-            if resolve_tag(bucket, name, &tag).await?.as_ref() == Some(digest) {
-                doomed.push(PathSpec::TagCurrent { name, tag: &tag }.key());
-                moved_away.push(tag);
-            }
-            doomed.push(key.clone());
-        }
-        after = page.keys.last().cloned();
-        if !page.truncated {
-            break;
-        }
-    }
+    let index = index_of(bucket, name, digest).await?;
+    let removed: Vec<&Tag> = index.iter().filter(|(_, here)| *here).map(|(tag, _)| tag).collect();
+    let mut doomed: Vec<String> = removed.iter().map(|tag| PathSpec::TagCurrent { name, tag }.key()).collect();
+    doomed.extend(index.iter().map(|(tag, _)| PathSpec::TagIndexEntry { name, digest, tag }.key()));
     bucket.delete(&doomed).await?;
-    let forgotten: Vec<PathSpec> = moved_away.iter().map(|tag| PathSpec::TagCurrent { name, tag }).collect();
+    let forgotten: Vec<PathSpec> = removed.into_iter().map(|tag| PathSpec::TagCurrent { name, tag }).collect();
     facts::forget(facts, &forgotten).await;
     Ok(())
 }
