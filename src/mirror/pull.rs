@@ -105,8 +105,11 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
         let outcome = |served, fetched, stale| Ok(ManifestOutcome { served, fetched, stale });
         let tag = match reference {
             Reference::Digest(digest) => {
-                if manifests::revision(self.bucket, self.name, digest).await?.is_some() {
-                    return outcome(Served::Hit, None, None);
+                // Through the fact cache, as the pull that follows reads it.
+                match manifests::stat(self.bucket, self.facts, self.name, reference).await {
+                    Ok(_) => return outcome(Served::Hit, None, None),
+                    Err(e) if e.code != Code::ManifestUnknown => return Err(e),
+                    Err(_) => {}
                 }
                 let fetched = self.fetch_manifest(digest, None).await?;
                 return outcome(Served::Miss, Some(fetched), None);
