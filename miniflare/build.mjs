@@ -1,11 +1,13 @@
 // Sets up what a fresh machine lacks (idempotent, fast when done), then builds the worker into
-// build/ with worker-build. Used by `npm start`, `npm test` and `npm run bench`.
+// build/ with worker-build, and the web UI (ui/) into build/ui (the `[assets]` directory) with
+// content-hashed script and style names. Used by `npm start`, `npm test` and `npm run bench`.
 //
 // Pinned tools: wasm-bindgen CLI at exactly the Cargo.lock version of wasm-bindgen, worker-build
 // at the worker crate's version; esbuild comes from node_modules (with wrangler). worker-build
 // would download wasm-bindgen and wasm-opt from the network; we point it at our own.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,3 +58,24 @@ const workerBuild = ensureCli("worker-build", "worker-build", lockedVersion("wor
 run(workerBuild, ["--release", "--no-opt"], {
   env: { ...process.env, WASM_BINDGEN_BIN: wasmBindgen, ESBUILD_BIN: join(root, "node_modules", ".bin", "esbuild") },
 });
+
+// The web UI: index.html as written, its script and style renamed by content (served as
+// immutable under /assets/), so a deploy never mixes old and new files in a browser.
+function buildUi() {
+  const src = join(root, "ui");
+  const out = join(root, "build", "ui");
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(join(out, "assets"), { recursive: true });
+  let html = readFileSync(join(src, "index.html"), "utf8");
+  for (const file of ["app.js", "style.css"]) {
+    const body = readFileSync(join(src, file));
+    const hash = createHash("sha256").update(body).digest("hex").slice(0, 12);
+    const hashed = file.replace(/\.(\w+)$/, `.${hash}.$1`);
+    writeFileSync(join(out, "assets", hashed), body);
+    if (!html.includes(`"${file}"`)) throw new Error(`ui/index.html does not load ${file}`);
+    html = html.replace(`"${file}"`, `"/assets/${hashed}"`);
+  }
+  writeFileSync(join(out, "index.html"), html);
+}
+
+buildUi();

@@ -1,5 +1,6 @@
 // Starts the built worker (build/index.js) on the emulator with the same bindings as
-// wrangler.toml: R2 bucket BLOBS, KV namespace META, and the edge cache, persisted under `dataDir`.
+// wrangler.toml: R2 bucket BLOBS, KV namespace META, and the edge cache, persisted under `dataDir`,
+// and the web UI's files (build/ui) as the assets binding ASSETS, the worker running first.
 import { Miniflare } from "miniflare";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +20,11 @@ export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
     kvPersist: join(dataDir, "kv"),
     cachePersist: join(dataDir, "cache"),
     bindings,
+    assets: {
+      directory: join(root, "build", "ui"),
+      binding: "ASSETS",
+      routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true },
+    },
     host: "127.0.0.1",
     port,
   });

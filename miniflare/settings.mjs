@@ -31,6 +31,7 @@ export const SETTINGS = [
   "UPSTREAMS",
   "UPSTREAM_TIMEOUT_SECONDS",
   "IMMUTABLE_TAGS",
+  "UI",
 ];
 
 // The secrets `UPSTREAMS` names for upstream credentials (`"credentials": "DOCKERHUB_CREDENTIALS"`):

@@ -156,6 +156,11 @@ impl App {
     }
 }
 
+/// Whether the web UI is served (`UI`, on unless `false` or `0`).
+pub fn ui_enabled(env: &Env) -> bool {
+    !matches!(Settings(env).var("UI").as_deref(), Some("false" | "0"))
+}
+
 /// Reads `UPSTREAMS` and the secrets its entries name. Like the access configuration, one
 /// that does not parse, or names a secret that is not set, fails every request.
 fn upstreams(settings: &Settings<'_>) -> Result<(Upstreams, BTreeMap<String, String>)> {

@@ -36,6 +36,11 @@ mod entry {
         let url = req.url()?;
         let path = url.path().to_string();
         let method = req.method();
+        if !crate::routes::is_api_path(&path) && crate::app::ui_enabled(&env) {
+            if let Some(resp) = api::ui::asset(&env, req.clone()?, &path).await {
+                return Ok(resp);
+            }
+        }
         // The same JS request, kept to read what the handler leaves of its body (api::drain).
         let raw = <web_sys::Request as Clone>::clone(req.inner()); // a second handle, not JS clone()
         let mut drain_limit = api::drain::limit(crate::app::DEFAULT_MAX_BODY);

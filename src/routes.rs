@@ -1,5 +1,6 @@
 //! URL → typed route, and the registry URLs handlers send back (Location, Link).
-//! Besides `/v2/...`, the token endpoint `/token` and `/admin/lifecycle` are routes.
+//! Besides `/v2/...`, the token endpoint `/token` and `/admin/lifecycle` are routes; every other
+//! path belongs to the web UI's static assets ([`is_api_path`], [`asset_cache_control`]).
 //!
 //! Repository names may contain '/', so paths are parsed from the end: the suffixes
 //! `/blobs/uploads/[<id>]`, `/blobs/<digest>`, `/manifests/<ref>`, `/tags/list` and
@@ -34,20 +35,26 @@ pub enum Route {
     Upload { name: RepoName, id: String },
     /// `/v2/<name>/referrers/<digest>`
     Referrers { name: RepoName, digest: Digest },
+    /// `/v2/_ui/info`: what the web UI needs to know of the registry (the registry's own).
+    UiInfo,
+    /// `/v2/<name>/_ui/tags`: a repository's tags newest push first, summarized (the registry's
+    /// own; `_ui` cannot be a name component).
+    UiTags { name: RepoName },
 }
 
 impl Route {
     /// The repository the route addresses, if any.
     pub fn name(&self) -> Option<&RepoName> {
         match self {
-            Route::Token | Route::Lifecycle | Route::Base | Route::Catalog => None,
+            Route::Token | Route::Lifecycle | Route::Base | Route::Catalog | Route::UiInfo => None,
             Route::Tags { name }
             | Route::Manifest { name, .. }
             | Route::InvalidManifestRef { name, .. }
             | Route::Blob { name, .. }
             | Route::UploadStart { name }
             | Route::Upload { name, .. }
-            | Route::Referrers { name, .. } => Some(name),
+            | Route::Referrers { name, .. }
+            | Route::UiTags { name } => Some(name),
         }
     }
 }
@@ -73,6 +80,12 @@ impl Route {
         };
         if rest == "_catalog" {
             return Ok(Route::Catalog);
+        }
+        if rest == "_ui/info" {
+            return Ok(Route::UiInfo);
+        }
+        if let Some(name) = rest.strip_suffix("/_ui/tags") {
+            return Ok(Route::UiTags { name: RepoName::parse(name)? });
         }
         if let Some(name) = rest.strip_suffix("/tags/list") {
             return Ok(Route::Tags { name: RepoName::parse(name)? });
@@ -106,6 +119,24 @@ impl Route {
             }
             _ => Err(not_found(path)),
         }
+    }
+}
+
+/// Whether `path` is the registry's API (routes above), not a page or asset of the web UI.
+pub fn is_api_path(path: &str) -> bool {
+    path == TOKEN_PATH || path == "/v2" || path.starts_with("/v2/") || path.starts_with("/admin/")
+}
+
+/// Where the web UI's build puts its content-hashed files: they never change under a name.
+pub const UI_ASSETS_PREFIX: &str = "/assets/";
+
+/// `Cache-Control` of a web UI file: content-hashed assets are immutable (cached for a year
+/// at the edge and in the browser); pages are revalidated each time, so a deploy shows at once.
+pub fn asset_cache_control(path: &str) -> &'static str {
+    if path.starts_with(UI_ASSETS_PREFIX) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
     }
 }
 
@@ -166,9 +197,28 @@ mod tests {
             ("/v2/", None),
             ("/v2/_catalog", None),
             ("/token", None),
+            ("/v2/_ui/info", None),
+            ("/v2/a/b/_ui/tags", Some("a/b")),
         ] {
             assert_eq!(Route::parse(path).unwrap().name().map(RepoName::as_str), want, "{path}");
         }
+    }
+
+    #[test]
+    fn the_web_ui_owns_every_path_outside_the_api() {
+        for api in ["/v2", "/v2/", "/v2/_catalog", "/token", "/admin/lifecycle"] {
+            assert!(is_api_path(api), "{api}");
+        }
+        for ui in ["/", "/index.html", "/assets/app.0123abcd.js", "/v2x", "/tokens", "/admin"] {
+            assert!(!is_api_path(ui), "{ui}");
+        }
+        assert_eq!(asset_cache_control("/assets/app.0123abcd.js"), "public, max-age=31536000, immutable");
+        assert_eq!(asset_cache_control("/"), "no-cache");
+        assert_eq!(asset_cache_control("/index.html"), "no-cache");
+        // `_ui` is no name component: the summary routes cannot shadow a repository.
+        assert!(Route::parse("/v2/_ui/tags").is_err());
+        assert!(matches!(Route::parse("/v2/_ui/x/_ui/tags"), Err(_)));
+        assert_eq!(Route::parse("/v2/_ui/info").unwrap(), Route::UiInfo);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod mirror;
 mod referrers;
 mod tags;
 mod token;
+pub mod ui;
 mod uploads;
 
 use worker::{Headers, Method, Request, Response, ResponseBody};
@@ -39,6 +40,7 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
             (Route::Blob { name, digest }, Method::Head) => mirror::blob(&cx, &name, &digest, false, &mirrored).await,
             (Route::Tags { name }, Method::Get) => mirror::tags(&cx, &name, &mirrored).await,
             (Route::Referrers { name, digest }, Method::Get) => referrers::get(&cx, &name, &digest).await,
+            (Route::UiTags { name }, Method::Get) => ui::tags(&cx, &name, true).await,
             (Route::InvalidManifestRef { invalid, .. }, Method::Get | Method::Head) => Err(no_such_manifest(&invalid)),
             (route, _) => Err(crate::mirror::refuse_write(route.name().expect("a named route"), &mirrored.upstream.url)),
         };
@@ -48,6 +50,8 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
         (Route::Lifecycle, Method::Post) => admin::post(&cx).await,
         (Route::Base, Method::Get | Method::Head) => base::get(),
         (Route::Catalog, Method::Get) => catalog::get(&cx).await,
+        (Route::UiInfo, Method::Get) => ui::info(&cx),
+        (Route::UiTags { name }, Method::Get) => ui::tags(&cx, &name, false).await,
         (Route::Tags { name }, Method::Get) => tags::get(&cx, &name).await,
         (Route::Manifest { name, reference }, Method::Get) => manifests::get(&cx, &name, &reference, true).await,
         (Route::Manifest { name, reference }, Method::Head) => manifests::get(&cx, &name, &reference, false).await,

@@ -13,7 +13,14 @@ use crate::oci::error::{Code, RegistryError, Result};
 pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let auth = &cx.app.config.auth;
     let now_ms = cx.now_ms();
-    let user = access::token_user(auth, cx.header("authorization").as_deref(), now_ms)?;
+    let user = access::token_user(auth, cx.header("authorization").as_deref(), now_ms).map_err(|mut refused| {
+        // A script's fetch (the web UI's sign-in) gets no Basic challenge: a browser would
+        // answer it with its own password dialog instead of letting the page say what failed.
+        if cx.header("sec-fetch-mode").is_some_and(|m| m != "navigate") {
+            refused.challenge = None;
+        }
+        refused
+    })?;
     let requested: Vec<&str> = cx.query_all("scope").collect();
     let scopes = access::grant(auth, user.as_deref(), &requested);
     if cx.query("service").is_some_and(|s| s != auth.service) {

@@ -124,11 +124,11 @@ impl Need {
 pub fn need(route: &Route, method: &str) -> Need {
     let repo = |name: &RepoName, action| Need::Repo { name: name.clone(), action };
     match route {
-        Route::Token => Need::Nothing,
+        Route::Token | Route::UiInfo => Need::Nothing,
         Route::Lifecycle => Need::Admin,
         Route::Base => Need::Login,
         Route::Catalog => Need::Catalog,
-        Route::Tags { name } | Route::Referrers { name, .. } => repo(name, Action::Pull),
+        Route::Tags { name } | Route::Referrers { name, .. } | Route::UiTags { name } => repo(name, Action::Pull),
         Route::Manifest { name, .. } | Route::InvalidManifestRef { name, .. } | Route::Blob { name, .. } => match method {
             "PUT" => repo(name, Action::Push),
             "DELETE" => repo(name, Action::Delete),
@@ -164,6 +164,8 @@ mod tests {
         assert_eq!(need(&r("/token"), "GET"), Need::Nothing);
         assert_eq!(need(&r("/admin/lifecycle"), "POST"), Need::Admin);
         assert_eq!(need(&r("/v2/_catalog"), "GET"), Need::Catalog);
+        assert_eq!(need(&r("/v2/_ui/info"), "GET"), Need::Nothing);
+        assert_eq!(need(&r("/v2/a/b/_ui/tags"), "GET"), Need::Repo { name: n.clone(), action: Action::Pull });
         assert_eq!(need(&r("/v2/a/b/tags/list"), "GET"), Need::Repo { name: n.clone(), action: Action::Pull });
         assert_eq!(need(&r("/v2/a/b/manifests/v1"), "HEAD"), Need::Repo { name: n.clone(), action: Action::Pull });
         assert_eq!(need(&r("/v2/a/b/manifests/v1"), "PUT"), Need::Repo { name: n.clone(), action: Action::Push });

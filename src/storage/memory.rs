@@ -14,6 +14,10 @@ use crate::oci::error::Result;
 #[derive(Default)]
 pub struct MemoryBucket {
     objects: RefCell<BTreeMap<String, (Vec<u8>, String)>>,
+    /// When each object was written: the time set by [`MemoryBucket::set_now`], else the put's
+    /// sequence number (a logical clock).
+    written: RefCell<BTreeMap<String, u64>>,
+    now: RefCell<Option<u64>>,
     next_etag: RefCell<u64>,
     reads: RefCell<u64>,
     interleave: bool,
@@ -48,6 +52,11 @@ impl MemoryBucket {
         if self.interleave {
             YieldOnce(false).await;
         }
+    }
+
+    /// Puts from now on are written at `ms` (what a listing reports as their upload time).
+    pub fn set_now(&self, ms: u64) {
+        *self.now.borrow_mut() = Some(ms);
     }
 
     pub fn keys(&self) -> Vec<String> {
@@ -94,6 +103,7 @@ impl Bucket for MemoryBucket {
         *n += 1;
         let etag = format!("e{n}");
         objects.insert(key.to_string(), (bytes, etag.clone()));
+        self.written.borrow_mut().insert(key.to_string(), self.now.borrow().unwrap_or(*n));
         Ok(Some(etag))
     }
 
@@ -124,7 +134,9 @@ impl Bucket for MemoryBucket {
             .collect();
         let truncated = keys.len() > limit;
         keys.truncate(limit);
-        Ok(Listing { keys, truncated })
+        let written = self.written.borrow();
+        let uploaded = keys.iter().map(|k| written.get(k).copied().unwrap_or(0)).collect();
+        Ok(Listing { keys, uploaded, truncated })
     }
 }
 

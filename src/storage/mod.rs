@@ -20,6 +20,7 @@ pub mod mirror_tags;
 pub mod paths;
 pub mod purge;
 pub mod referrers;
+pub mod summaries;
 pub mod tags;
 pub mod upload_state;
 pub mod uploads;
@@ -58,6 +59,8 @@ pub enum PutIf {
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     pub keys: Vec<String>,
+    /// When each key's object was written (ms since the epoch), in the order of `keys`.
+    pub uploaded: Vec<u64>,
     pub truncated: bool,
 }
 

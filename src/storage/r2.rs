@@ -398,7 +398,12 @@ impl Bucket for R2 {
             list = list.start_after(s);
         }
         let objects = list.execute().await.map_err(worker_err("list"))?;
-        Ok(Listing { keys: objects.objects().iter().map(|o| o.key()).collect(), truncated: objects.truncated() })
+        let objects_listed = objects.objects();
+        Ok(Listing {
+            keys: objects_listed.iter().map(|o| o.key()).collect(),
+            uploaded: objects_listed.iter().map(|o| o.uploaded().as_millis()).collect(),
+            truncated: objects.truncated(),
+        })
     }
 }
 
