@@ -12,7 +12,8 @@
 //   summed from every response's Registry-Storage-Ops header through a counting proxy; and the
 //   same copy through a mirror of that registry, cold and warm, with the upstream requests;
 // - the mirror: a cold pull of the blob through a mirror (upstream → client and R2 in one
-//   pass) against a direct pull from the same upstream, and the warm pull that follows.
+//   pass) against a direct pull from the same upstream, and the warm pull that follows;
+// - the web UI's first views in headless Chromium (miniflare/bench-ui.mjs).
 import { Miniflare } from "miniflare";
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
 import { startRegistry } from "./registry.mjs";
+import { uiFigures } from "./bench-ui.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SIZE = Number(process.env.BENCH_MB || 200) * 1000 * 1000;
@@ -332,3 +334,4 @@ if (ops) {
 } else {
   console.log("storage operations per skopeo copy: skipped (needs skopeo and umoci)");
 }
+await uiFigures();

@@ -1,4 +1,4 @@
-// Real-client tooling shared by the client tests: which tools exist (CI must have them all),
+// Real-client tooling shared by the client tests (and the browser of the web UI tests): which tools exist (CI must have them all),
 // running them, and building a small OCI image with umoci.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -13,12 +13,14 @@ const have = (bin) => {
     return false;
   }
 };
-const missing = ["skopeo", "podman", "umoci", "curl", "docker-registry"].filter((b) => !have(b));
+// Chromium is the real browser of the web UI tests (CHROMIUM_PATH may name another build).
+const haveBrowser = () => (process.env.CHROMIUM_PATH ? existsSync(process.env.CHROMIUM_PATH) : have("chromium"));
+const missing = ["skopeo", "podman", "umoci", "curl", "docker-registry"].filter((b) => !have(b)).concat(haveBrowser() ? [] : ["chromium"]);
 // A missing tool fails the run with the command that installs it, unless the user opts out of
 // the real-client tests explicitly with SKIP_CLIENTS=1 (.ci/run never does).
 const optedOut = process.env.SKIP_CLIENTS === "1";
 if (missing.length && !optedOut) {
-  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl docker-registry (or SKIP_CLIENTS=1 npm test to skip them)`);
+  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl docker-registry chromium (or SKIP_CLIENTS=1 npm test to skip them)`);
 }
 
 /// The `skip` option of client tests: a reason when the user opted out and tools are missing.
