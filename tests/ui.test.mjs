@@ -88,6 +88,15 @@ describe("an open registry", { skip }, () => {
     await open(page, reg.url, "#/", "ul.repos li a");
     assert.deepEqual(await texts(page, "ul.repos li a"), ["other/tool", "team/app"]);
     assert.equal(await page.$eval("label[for=filter]", (l) => l.textContent), "Filter by name");
+    // Keyboard: each page moves focus to its content; the first tab stop skips to it.
+    assert.equal(await page.evaluate(() => document.activeElement.id), "main");
+    const first = await page.evaluate(() => document.querySelector("a[href], button, input, [tabindex='0']").textContent);
+    assert.equal(first, "Skip to content");
+    await page.focus("a.skip");
+    assert.ok(await page.$eval("a.skip", (a) => a.getBoundingClientRect().left >= 0), "visible when focused");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement.id === "main");
+    assert.equal(new URL(page.url()).hash, "#/", "the route stays");
     await page.type("#filter", "team");
     assert.deepEqual(await texts(page, "ul.repos li a"), ["team/app"]);
     assert.match(await page.$eval("#repo-count", (e) => e.textContent), /1 of 2 repositories/);
@@ -321,6 +330,9 @@ test("the UI's files: hashed assets are immutable, pages revalidated, guarded by
       assert.equal(res.headers.get("cache-control"), "public, max-age=31536000, immutable", path);
       await res.arrayBuffer();
     }
+    const missing = await reg.fetch("/no/such/page");
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).errors[0].code, "NAME_UNKNOWN", "no such file: the registry's JSON 404");
     const summary = await reg.fetch("/v2/team/app/_ui/tags?n=x");
     assert.equal(summary.status, 400);
     assert.equal((await summary.json()).errors[0].code, "PAGINATION_NUMBER_INVALID");

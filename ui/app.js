@@ -437,6 +437,11 @@ async function start() {
     return show("Error", h("p", { class: "error" }, `The registry did not answer: ${e.message}`));
   }
   renderSession();
+  // The skip link moves focus without changing the route (the hash is the route here).
+  document.querySelector("a.skip").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    document.getElementById("main").focus();
+  });
   window.addEventListener("hashchange", () => route().catch((e) => say(e.message)));
   await route();
   document.documentElement.dataset.ready = "true";

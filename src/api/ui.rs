@@ -77,8 +77,8 @@ pub async fn tags(cx: &Context<'_>, name: &RepoName, mirrored: bool) -> Result<R
     )
 }
 
-/// A page or asset of the UI from the assets binding, with its cache policy; `None` when the
-/// UI is off or not deployed (the caller answers 404).
+/// A page or asset of the UI from the assets binding, with its cache policy; `None` when there
+/// is no such file or the UI is not deployed (the caller answers the registry's JSON 404).
 pub async fn asset(env: &Env, req: Request, path: &str) -> Option<Response> {
     let assets = env.assets("ASSETS").ok()?;
     let resp = match assets.fetch_request(req).await {
@@ -88,6 +88,9 @@ pub async fn asset(env: &Env, req: Request, path: &str) -> Option<Response> {
             return None;
         }
     };
+    if resp.status_code() == 404 {
+        return None;
+    }
     // The binding's headers are immutable: copy them, then set the policy.
     let headers = Headers::new();
     for (k, v) in resp.headers().entries() {
