@@ -32,6 +32,7 @@ export const SETTINGS = [
   "UPSTREAM_TIMEOUT_SECONDS",
   "IMMUTABLE_TAGS",
   "UI",
+  "RETENTION",
 ];
 
 // The secrets `UPSTREAMS` names for upstream credentials (`"credentials": "DOCKERHUB_CREDENTIALS"`):

@@ -20,6 +20,7 @@ use crate::storage::r2::R2;
 use crate::auth::upload_url::UploadUrlKey;
 use crate::mirror::config::Upstreams;
 use crate::policy::immutable::ImmutableTags;
+use crate::policy::retention::Retention;
 use std::collections::BTreeMap;
 use crate::storage::uploads::DEFAULT_LEASE_MS;
 
@@ -70,6 +71,8 @@ pub struct Config {
     pub upstream_timeout_ms: u64,
     /// Tags that never move once they exist (`IMMUTABLE_TAGS`).
     pub immutable_tags: ImmutableTags,
+    /// What lifecycle runs delete (`RETENTION`).
+    pub retention: Retention,
 }
 
 /// Default wait for an upstream's answer before serving what is stored (or failing).
@@ -122,6 +125,10 @@ impl App {
             Some(json) => ImmutableTags::parse(&json).map_err(RegistryError::internal)?,
             None => ImmutableTags::default(),
         };
+        let retention = match settings.var("RETENTION") {
+            Some(json) => Retention::parse(&json).map_err(RegistryError::internal)?,
+            None => Retention::default(),
+        };
         let meter = Rc::new(Meter::new());
         let edge = Edge::new(
             origin,
@@ -151,6 +158,7 @@ impl App {
                 upstream_credentials,
                 upstream_timeout_ms: settings.number("UPSTREAM_TIMEOUT_SECONDS").unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_S).max(1) * 1000,
                 immutable_tags,
+                retention,
             },
         })
     }

@@ -1,5 +1,5 @@
 //! `POST /admin/lifecycle[?dry_run=true][&budget=N]`: runs the lifecycle work (upload purge,
-//! mirror eviction, garbage collection step) now and answers its summary as JSON. The cron trigger runs the
+//! mirror eviction, retention, garbage collection step) now and answers its summary as JSON. The cron trigger runs the
 //! same [`run`].
 
 use worker::Response;
@@ -7,6 +7,7 @@ use worker::Response;
 use super::json_reply;
 use crate::app::{App, Context};
 use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::name::{RepoName, Tag};
 use crate::storage::eviction::DAY_MS;
 use crate::storage::lifecycle::{self, Summary};
 
@@ -18,15 +19,33 @@ pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Res
         cfg.budget = b.clamp(8, cfg.budget);
     }
     let upstreams = &app.config.upstreams;
-    let evict_after = |name: &crate::oci::name::RepoName| upstreams.resolve(name)?.upstream.evict_after_days.map(|d| d * DAY_MS);
+    let evict_after = |name: &RepoName| upstreams.resolve(name)?.upstream.evict_after_days.map(|d| d * DAY_MS);
     let evicts = upstreams.entries().iter().any(|u| u.evict_after_days.is_some());
-    let policy: Option<lifecycle::EvictAfter<'_>> = if evicts { Some(&evict_after) } else { None };
-    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg, policy).await?;
+    let retention = &app.config.retention;
+    // Mirrored repositories are kept by their eviction, not by retention.
+    let rule_for = |name: &RepoName| if upstreams.resolve(name).is_some() { None } else { retention.rule_for(name) };
+    let immutable_tags = &app.config.immutable_tags;
+    let immutable = |name: &RepoName, tag: &Tag| immutable_tags.rule_for(name, tag);
+    let policies = lifecycle::Policies {
+        evict_after: if evicts { Some(&evict_after) } else { None },
+        retention: if retention.is_empty() { None } else { Some(&rule_for) },
+        immutable: Some(&immutable),
+    };
+    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg, &policies).await?;
     for digest in &summary.deleted {
         app.edge.forget_blob(digest).await;
     }
     summary.finished_ms = js_sys::Date::now() as u64;
     worker::console_log!("{}", summary.line(summary.finished_ms.saturating_sub(now)));
+    if let Some(r) = &summary.retention {
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        for what in &r.deleted {
+            worker::console_log!("retention: {verb} {what}");
+        }
+        for what in &r.kept {
+            worker::console_log!("retention: kept {what}");
+        }
+    }
     Ok(summary)
 }
 

@@ -1,7 +1,8 @@
 //! One lifecycle run, as the cron trigger or an admin request starts it: purge abandoned
 //! uploads, evict mirrored manifests nobody pulls (`eviction`, when an upstream asks for it),
-//! then advance the garbage collection (`gc`) from where the last run left it, within a budget
-//! of bucket operations (the platform limits subrequests per invocation).
+//! delete what the retention rules say goes (`retention`, when `RETENTION` is set), then
+//! advance the garbage collection (`gc`) from where the last run left it, within a budget of
+//! bucket operations (the platform limits subrequests per invocation).
 
 use serde::Serialize;
 
@@ -11,14 +12,27 @@ use super::facts::FactCache;
 use super::gc::{self, GcState, Phase, Stats};
 use super::paths::PathSpec;
 use super::purge::{self, Purged};
+use super::retention::{self, Retained, RuleFor};
 use super::uploads::{Uploads, DEFAULT_LEASE_MS};
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
-use crate::oci::name::RepoName;
+use crate::oci::name::{RepoName, Tag};
 
 /// How long a repository keeps a mirrored manifest nobody pulls (ms; None: not evicted).
 pub type EvictAfter<'a> = &'a dyn Fn(&RepoName) -> Option<u64>;
+
+/// The policies a run applies besides purging uploads and collecting garbage; a step whose
+/// policy is absent is skipped (and costs nothing).
+#[derive(Default)]
+pub struct Policies<'a> {
+    /// Mirror eviction: how long each repository keeps what nobody pulls.
+    pub evict_after: Option<EvictAfter<'a>>,
+    /// Retention: the rule of each repository.
+    pub retention: Option<RuleFor<'a>>,
+    /// Immutable tags (never deleted by retention): the rule naming a tag, if any.
+    pub immutable: Option<&'a dyn Fn(&RepoName, &Tag) -> Option<String>>,
+}
 
 /// How long a run holds the collection before another may take it over (ms).
 pub const GC_LEASE_MS: u64 = 10 * 60 * 1000;
@@ -44,6 +58,9 @@ pub struct Summary {
     /// Mirrored manifests evicted (absent when no upstream evicts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eviction: Option<Evicted>,
+    /// Tags and manifests deleted by the retention rules (absent without rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retained>,
     pub gc: Stats,
     pub gc_phase: Phase,
     /// The collection completed in this run (else it resumes in the next).
@@ -61,7 +78,7 @@ impl Summary {
     pub fn line(&self, duration_ms: u64) -> String {
         let g = &self.gc;
         format!(
-            "lifecycle{}: uploads scanned={} purged={} bytes={};{} gc {} repositories={} manifests={} blobs scanned={} kept={} deleted={} bytes_freed={}{}; {duration_ms} ms",
+            "lifecycle{}: uploads scanned={} purged={} bytes={};{}{} gc {} repositories={} manifests={} blobs scanned={} kept={} deleted={} bytes_freed={}{}; {duration_ms} ms",
             if self.dry_run { " (dry run)" } else { "" },
             self.uploads.scanned,
             self.uploads.purged,
@@ -69,6 +86,13 @@ impl Summary {
             self.eviction
                 .as_ref()
                 .map(|e| format!(" mirror eviction scanned={} evicted={};", e.manifests_scanned, e.manifests_evicted))
+                .unwrap_or_default(),
+            self.retention
+                .as_ref()
+                .map(|r| format!(
+                    " retention repositories={} manifests scanned={} tags deleted={} manifests deleted={};",
+                    r.repositories, r.manifests_scanned, r.tags_deleted, r.manifests_deleted
+                ))
                 .unwrap_or_default(),
             if self.gc_finished { "finished" } else { "in progress" },
             g.repositories,
@@ -113,9 +137,9 @@ async fn take_collection<B: Bucket + ?Sized>(bucket: &B, now: u64) -> Result<Lea
     })
 }
 
-/// One run at `now`; `evict_after` says which repositories evict mirrored manifests (None:
-/// none does, the step is skipped).
-pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, now: u64, cfg: &LifecycleConfig, evict_after: Option<EvictAfter<'_>>) -> Result<Summary>
+/// One run at `now`, applying `policies`. Each step takes a quarter of the budget; the
+/// collection takes what is left.
+pub async fn run<B, F, K>(bucket: &B, facts: &F, sink: &K, now: u64, cfg: &LifecycleConfig, policies: &Policies<'_>) -> Result<Summary>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
@@ -126,9 +150,16 @@ where
     let uploads = Uploads { bucket, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
     summary.uploads = purge::purge_abandoned(&uploads, sink, now, cfg.upload_max_age_ms, cfg.budget / 4, cfg.dry_run).await?;
     let mut budget = cfg.budget - cfg.budget / 4;
-    if let Some(policy) = evict_after {
+    if let Some(policy) = policies.evict_after {
         summary.eviction = Some(eviction::step(bucket, facts, now, cfg.budget / 4, cfg.dry_run, policy).await?);
         budget -= cfg.budget / 4;
+    }
+    if let Some(rule_for) = policies.retention {
+        let not_immutable = |_: &RepoName, _: &Tag| None;
+        let immutable = policies.immutable.unwrap_or(&not_immutable);
+        let step = retention::step(bucket, facts, now, cfg.budget / 4, cfg.dry_run, rule_for, immutable).await?;
+        budget = budget.saturating_sub(step.operations.max(cfg.budget / 4)).max(cfg.budget / 4);
+        summary.retention = Some(step);
     }
 
     if cfg.dry_run {

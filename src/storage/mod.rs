@@ -20,6 +20,7 @@ pub mod mirror_tags;
 pub mod paths;
 pub mod purge;
 pub mod referrers;
+pub mod retention;
 pub mod summaries;
 pub mod tags;
 pub mod upload_state;

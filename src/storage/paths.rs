@@ -39,6 +39,7 @@
 //! catalog/<name>                           catalog entry, written with the first manifest
 //! gc/state                                 the garbage collector's cursors between runs
 //! gc/eviction                              the mirror eviction's cursor between runs
+//! gc/retention                             the retention step's cursor between runs
 //! ```
 //!
 //! A descriptor also records when the blob was last stored or claimed (`touched`) and whether
@@ -104,6 +105,8 @@ pub enum PathSpec<'a> {
     GcState,
     /// The mirror eviction's progress between runs.
     EvictionCursor,
+    /// The retention step's progress between runs.
+    RetentionCursor,
 }
 
 impl PathSpec<'_> {
@@ -153,6 +156,7 @@ impl PathSpec<'_> {
             PathSpec::Uploads => "uploads/".to_string(),
             PathSpec::GcState => "gc/state".to_string(),
             PathSpec::EvictionCursor => "gc/eviction".to_string(),
+            PathSpec::RetentionCursor => "gc/retention".to_string(),
         }
     }
 
@@ -175,6 +179,18 @@ impl PathSpec<'_> {
             return None;
         }
         Digest::parse(&format!("{alg}:{hex}")).ok()
+    }
+
+    /// The revision and tag of a key listed under `Revisions { name }` if it is a tag index entry
+    /// (the inverse of `TagIndexEntry`; revision links are `None`).
+    pub fn tag_entry_of_revisions_key(revisions_prefix: &str, key: &str) -> Option<(Digest, Tag)> {
+        let rest = key.strip_prefix(revisions_prefix)?;
+        let mut parts = rest.splitn(4, '/');
+        let (alg, hex, tags, tag) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if tags != "tags" {
+            return None;
+        }
+        Some((Digest::parse(&format!("{alg}:{hex}")).ok()?, Tag::parse(tag).ok()?))
     }
 
     /// The tag of a key listed under a tag index prefix (`TagIndex`): the inverse of
@@ -234,6 +250,7 @@ mod tests {
             (PathSpec::MirrorTagList { name: &n }, "repositories/a/b/_mirror/taglist".into()),
             (PathSpec::MirrorPulled { name: &n, digest: &d }, format!("repositories/a/b/_mirror/pulled/sha256/{h}")),
             (PathSpec::EvictionCursor, "gc/eviction".into()),
+            (PathSpec::RetentionCursor, "gc/retention".into()),
             (PathSpec::CatalogEntry { name: &n }, "catalog/a/b".into()),
         ];
         for (spec, key) in cases {
@@ -252,6 +269,8 @@ mod tests {
             let tag_entry = PathSpec::TagIndexEntry { name: &n, digest: &d, tag: &t }.key();
             assert!(tag_entry.starts_with(&revisions));
             assert_eq!(PathSpec::digest_of_revision_key(&revisions, &tag_entry), None);
+            assert_eq!(PathSpec::tag_entry_of_revisions_key(&revisions, &tag_entry), Some((d.clone(), t.clone())));
+            assert_eq!(PathSpec::tag_entry_of_revisions_key(&revisions, &rev), None);
             let index = PathSpec::TagIndex { name: &n, digest: &d }.key();
             assert_eq!(PathSpec::tag_of_index_key(&index, &tag_entry), Some(t.clone()));
             let desc = PathSpec::BlobDescriptor { digest: &d }.key();
