@@ -60,8 +60,9 @@ pub struct Retained {
     pub kept: Vec<String>,
 }
 
-/// One step at `now` within about `budget` operations (the first repository of a run is
-/// always judged to the end, so every run makes progress).
+/// One step at `now` within about `budget` operations. The first repository of a run is always
+/// judged, and may spend `budget` on deletions after its snapshot, so every run makes progress;
+/// a repository left midway is judged again by the next run.
 pub async fn step<B, F>(bucket: &B, facts: &F, now: u64, budget: u64, dry_run: bool, rule_for: RuleFor<'_>, immutable: &dyn Fn(&RepoName, &Tag) -> Option<String>) -> Result<Retained>
 where
     B: Bucket + ?Sized,
@@ -73,23 +74,27 @@ where
         _ => Cursor::default(),
     };
     let mut out = Retained { operations: 1, ..Default::default() };
-    let mut judged_one = false;
     'repos: loop {
         let page = catalog::repositories(bucket, cursor.after_repo.as_deref(), 100).await?;
         out.operations += 1;
         for repo in &page.items {
             let Ok(name) = RepoName::parse(repo) else { continue };
             if let Some(rule) = rule_for(&name) {
-                if judged_one && out.operations >= budget {
+                if out.repositories > 0 && out.operations >= budget {
                     break 'repos;
                 }
-                judged_one = true;
                 out.repositories += 1;
                 let (seen_tags, seen_manifests) = snapshot(bucket, facts, &name, &mut out.operations).await?;
                 out.tags_scanned += seen_tags.len() as u64;
                 out.manifests_scanned += seen_manifests.len() as u64;
                 let verdict = judge(rule, &seen_tags, &seen_manifests, now);
+                // The first repository of a run may spend the budget on deletions after its
+                // snapshot, so every run makes progress; the others stop at the budget.
+                let stop_at = if out.repositories == 1 { out.operations + budget } else { budget };
                 for (tag, digest) in verdict.tags {
+                    if out.operations >= stop_at {
+                        break 'repos;
+                    }
                     let Ok(tag) = Tag::parse(&tag) else { continue };
                     if let Some(rule) = immutable(&name, &tag) {
                         out.kept.push(format!("{name}:{tag} (immutable by {rule})"));
@@ -107,6 +112,9 @@ where
                     out.deleted.push(format!("{name}:{tag}"));
                 }
                 for digest in verdict.manifests {
+                    if out.operations >= stop_at {
+                        break 'repos;
+                    }
                     if !dry_run {
                         out.operations += 2;
                         let tagged = tags::pointing_at(bucket, &name, &digest).await?;
@@ -421,6 +429,34 @@ mod tests {
     }
 
     #[test]
+    fn a_repository_bigger_than_the_budget_is_finished_over_several_runs() {
+        block_on(async {
+            let repo = Repo::new("big").await;
+            for i in 0..30u32 {
+                repo.push(&format!("t{i:02}"), i, 50 - u64::from(i), "").await;
+            }
+            let retention = rules(r#"[{"repos": ["*"], "keep_last": 5, "untagged_after_days": 7}]"#);
+            let rule_for = |n: &RepoName| retention.rule_for(n);
+            let mut runs = 0;
+            let mut deleted = 0;
+            loop {
+                runs += 1;
+                let done = step(&repo.b, &repo.f, NOW, 20, false, &rule_for, &|_, _| None).await.unwrap();
+                assert!(done.tags_deleted + done.manifests_deleted > 0 || done.finished, "run {runs} made progress");
+                // Snapshot (catalog, cursor, 2 lists, 30 revision reads) + the budget + one deletion's overshoot.
+                assert!(done.operations <= 34 + 20 + 6, "bounded: {}", done.operations);
+                deleted += done.tags_deleted + done.manifests_deleted;
+                if done.finished {
+                    break;
+                }
+            }
+            assert!(runs > 2, "{runs} runs");
+            assert_eq!(deleted, 50, "25 tags and their manifests");
+            assert_eq!(repo.tags().await, ["t25", "t26", "t27", "t28", "t29"]);
+        });
+    }
+
+    #[test]
     fn immutable_tags_never_go_and_runs_resume_within_their_budget() {
         block_on(async {
             let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
@@ -436,7 +472,8 @@ mod tests {
             }
             let rule_for = |n: &RepoName| retention.rule_for(n);
             let immutable = |_: &RepoName, t: &Tag| (t.as_str() == "v1").then(|| "rule 1".to_string());
-            // A tiny budget: one repository per run, and every run makes progress.
+            // A tiny budget: one repository per run (judged again by the next run when left
+            // midway), and every run makes progress.
             let mut runs = 0;
             loop {
                 runs += 1;
@@ -447,7 +484,7 @@ mod tests {
                     break;
                 }
             }
-            assert_eq!(runs, 4);
+            assert!((4..=8).contains(&runs), "{runs} runs");
             for r in ["a", "b", "c", "d"] {
                 let left = tags::list(&b, &RepoName::parse(r).unwrap(), None, 10).await.unwrap().items;
                 assert_eq!(left, ["v1"], "{r}");
