@@ -13,7 +13,8 @@
 //   same copy through a mirror of that registry, cold and warm, with the upstream requests;
 // - the mirror: a cold pull of the blob through a mirror (upstream → client and R2 in one
 //   pass) against a direct pull from the same upstream, and the warm pull that follows;
-// - the web UI's first views in headless Chromium (miniflare/bench-ui.mjs).
+// - the web UI's first views in headless Chromium (miniflare/bench-ui.mjs);
+// - what a retention run costs per 1,000 manifests (miniflare/bench-policy.mjs).
 import { Miniflare } from "miniflare";
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,7 @@ import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
 import { startRegistry } from "./registry.mjs";
 import { uiFigures } from "./bench-ui.mjs";
+import { policyFigures } from "./bench-policy.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SIZE = Number(process.env.BENCH_MB || 200) * 1000 * 1000;
@@ -335,3 +337,4 @@ if (ops) {
   console.log("storage operations per skopeo copy: skipped (needs skopeo and umoci)");
 }
 await uiFigures();
+await policyFigures();

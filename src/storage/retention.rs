@@ -16,11 +16,12 @@
 //! - The garbage collection then frees the blobs nothing names any more.
 //!
 //! Resumable: the cursor (`gc/retention`) moves past a repository only once its deletions are
-//! done. A run that stops mid-repository judges it again next time; what was deleted is gone,
-//! so the verdict is the same for the rest. A dry run starts from the first repository,
-//! deletes nothing, writes no cursor, and reports what would go.
+//! done. A run that stops mid-repository leaves the rest of the verdict in the cursor; the next
+//! run carries it on (re-checking each deletion as always) if it is less than an hour old, else
+//! judges the repository again. A dry run starts from the first repository, deletes nothing,
+//! writes no cursor, and reports what would go.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,27 @@ pub type RuleFor<'a> = &'a dyn Fn(&RepoName) -> Option<&'a Rule>;
 struct Cursor {
     /// The catalog entry before the repository to judge next (None: from the start).
     after_repo: Option<String>,
+    /// What is left to delete of the next repository's verdict, when a run stopped midway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<Pending>,
+}
+
+/// The rest of a verdict, kept for the next run (so it need not take the snapshot again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pending {
+    repo: String,
+    /// When the verdict was reached (ms); one older than [`VERDICT_TTL_MS`] is reached again.
+    judged: u64,
+    doomed: VecDeque<Doomed>,
+}
+
+/// How long a saved verdict may be carried on (its deletions are re-checked one by one anyway).
+pub const VERDICT_TTL_MS: u64 = 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Doomed {
+    Tag { tag: String, digest: String },
+    Manifest { digest: String },
 }
 
 /// What one step did (or, in a dry run, would do).
@@ -62,7 +84,8 @@ pub struct Retained {
 
 /// One step at `now` within about `budget` operations. The first repository of a run is always
 /// judged, and may spend `budget` on deletions after its snapshot, so every run makes progress;
-/// a repository left midway is judged again by the next run.
+/// the rest of the verdict of a repository left midway is carried on by the next run (for up
+/// to [`VERDICT_TTL_MS`], each deletion re-checked; after that it is judged again).
 pub async fn step<B, F>(bucket: &B, facts: &F, now: u64, budget: u64, dry_run: bool, rule_for: RuleFor<'_>, immutable: &dyn Fn(&RepoName, &Tag) -> Option<String>) -> Result<Retained>
 where
     B: Bucket + ?Sized,
@@ -84,49 +107,28 @@ where
                     break 'repos;
                 }
                 out.repositories += 1;
-                let (seen_tags, seen_manifests) = snapshot(bucket, facts, &name, &mut out.operations).await?;
-                out.tags_scanned += seen_tags.len() as u64;
-                out.manifests_scanned += seen_manifests.len() as u64;
-                let verdict = judge(rule, &seen_tags, &seen_manifests, now);
+                let mut doomed = match cursor.pending.take() {
+                    Some(p) if p.repo == *repo && now.saturating_sub(p.judged) < VERDICT_TTL_MS => p.doomed,
+                    _ => {
+                        let (seen_tags, seen_manifests) = snapshot(bucket, facts, &name, &mut out.operations).await?;
+                        out.tags_scanned += seen_tags.len() as u64;
+                        out.manifests_scanned += seen_manifests.len() as u64;
+                        let verdict = judge(rule, &seen_tags, &seen_manifests, now);
+                        let tags = verdict.tags.into_iter().map(|(tag, d)| Doomed::Tag { tag, digest: d.to_string() });
+                        tags.chain(verdict.manifests.into_iter().map(|d| Doomed::Manifest { digest: d.to_string() })).collect()
+                    }
+                };
                 // The first repository of a run may spend the budget on deletions after its
-                // snapshot, so every run makes progress; the others stop at the budget.
+                // snapshot, so every run makes progress; the others stop at the budget. What
+                // is left waits in the cursor for the next run.
                 let stop_at = if out.repositories == 1 { out.operations + budget } else { budget };
-                for (tag, digest) in verdict.tags {
-                    if out.operations >= stop_at {
+                while let Some(next) = doomed.front().cloned() {
+                    if out.operations >= stop_at && !dry_run {
+                        cursor.pending = Some(Pending { repo: repo.clone(), judged: now, doomed });
                         break 'repos;
                     }
-                    let Ok(tag) = Tag::parse(&tag) else { continue };
-                    if let Some(rule) = immutable(&name, &tag) {
-                        out.kept.push(format!("{name}:{tag} (immutable by {rule})"));
-                        continue;
-                    }
-                    if !dry_run {
-                        out.operations += 3;
-                        if tags::resolve_tag(bucket, &name, &tag).await?.as_ref() != Some(&digest) {
-                            out.kept.push(format!("{name}:{tag} (pushed again during the run)"));
-                            continue;
-                        }
-                        tags::remove(bucket, facts, &name, &tag, &digest).await?;
-                    }
-                    out.tags_deleted += 1;
-                    out.deleted.push(format!("{name}:{tag}"));
-                }
-                for digest in verdict.manifests {
-                    if out.operations >= stop_at {
-                        break 'repos;
-                    }
-                    if !dry_run {
-                        out.operations += 2;
-                        let tagged = tags::pointing_at(bucket, &name, &digest).await?;
-                        if let Some(tag) = tagged.first() {
-                            out.kept.push(format!("{name}@{digest} (tagged {tag} during the run)"));
-                            continue;
-                        }
-                        manifests::delete(bucket, facts, &name, &Reference::Digest(digest.clone())).await?;
-                        out.operations += 4;
-                    }
-                    out.manifests_deleted += 1;
-                    out.deleted.push(format!("{name}@{digest}"));
+                    doomed.pop_front();
+                    apply(bucket, facts, &name, next, dry_run, immutable, &mut out).await?;
                 }
             }
             cursor.after_repo = Some(repo.clone());
@@ -144,6 +146,49 @@ where
         }
     }
     Ok(out)
+}
+
+/// Deletes one doomed tag or manifest of `name` (in a dry run, only reports it), unless it
+/// changed since it was judged or is immutable; records what it did in `out`.
+async fn apply<B, F>(bucket: &B, facts: &F, name: &RepoName, doomed: Doomed, dry_run: bool, immutable: &dyn Fn(&RepoName, &Tag) -> Option<String>, out: &mut Retained) -> Result<()>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    match doomed {
+        Doomed::Tag { tag, digest } => {
+            let (Ok(tag), Ok(digest)) = (Tag::parse(&tag), Digest::parse(&digest)) else { return Ok(()) };
+            if let Some(rule) = immutable(name, &tag) {
+                out.kept.push(format!("{name}:{tag} (immutable by {rule})"));
+                return Ok(());
+            }
+            if !dry_run {
+                out.operations += 3;
+                if tags::resolve_tag(bucket, name, &tag).await?.as_ref() != Some(&digest) {
+                    out.kept.push(format!("{name}:{tag} (pushed again during the run)"));
+                    return Ok(());
+                }
+                tags::remove(bucket, facts, name, &tag, &digest).await?;
+            }
+            out.tags_deleted += 1;
+            out.deleted.push(format!("{name}:{tag}"));
+        }
+        Doomed::Manifest { digest } => {
+            let Ok(digest) = Digest::parse(&digest) else { return Ok(()) };
+            if !dry_run {
+                out.operations += 2;
+                if let Some(tag) = tags::pointing_at(bucket, name, &digest).await?.first() {
+                    out.kept.push(format!("{name}@{digest} (tagged {tag} during the run)"));
+                    return Ok(());
+                }
+                manifests::delete(bucket, facts, name, &Reference::Digest(digest.clone())).await?;
+                out.operations += 4;
+            }
+            out.manifests_deleted += 1;
+            out.deleted.push(format!("{name}@{digest}"));
+        }
+    }
+    Ok(())
 }
 
 /// The tags and manifests of `name` with their push times, children and subjects; `ops`
@@ -446,6 +491,7 @@ mod tests {
                 // Snapshot (catalog, cursor, 2 lists, 30 revision reads) + the budget + one deletion's overshoot.
                 assert!(done.operations <= 34 + 20 + 6, "bounded: {}", done.operations);
                 deleted += done.tags_deleted + done.manifests_deleted;
+                assert_eq!(done.manifests_scanned > 0, runs == 1, "run {runs}: the verdict is carried on, not reached again");
                 if done.finished {
                     break;
                 }
@@ -453,6 +499,26 @@ mod tests {
             assert!(runs > 2, "{runs} runs");
             assert_eq!(deleted, 50, "25 tags and their manifests");
             assert_eq!(repo.tags().await, ["t25", "t26", "t27", "t28", "t29"]);
+        });
+    }
+
+    #[test]
+    fn a_verdict_older_than_an_hour_is_reached_again() {
+        block_on(async {
+            let repo = Repo::new("stale").await;
+            for i in 0..10u32 {
+                repo.push(&format!("t{i}"), i, 50 - u64::from(i), "").await;
+            }
+            let retention = rules(r#"[{"repos": ["*"], "keep_last": 1}]"#);
+            let rule_for = |n: &RepoName| retention.rule_for(n);
+            let first = step(&repo.b, &repo.f, NOW, 6, false, &rule_for, &|_, _| None).await.unwrap();
+            assert!(!first.finished && first.tags_deleted > 0);
+            // Meanwhile a tag is pushed: only a new verdict keeps it (it is the newest).
+            repo.push("newest", 99, 0, "").await;
+            let later = step(&repo.b, &repo.f, NOW + VERDICT_TTL_MS, 1000, false, &rule_for, &|_, _| None).await.unwrap();
+            assert!(later.manifests_scanned > 0, "judged again");
+            assert!(later.finished);
+            assert_eq!(repo.tags().await, ["newest"]);
         });
     }
 

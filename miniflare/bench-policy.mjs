@@ -1,0 +1,73 @@
+// What a retention run costs: a repository of 1,000 tagged manifests under a rule keeping the
+// newest 100 (and no untagged manifest), judged by the lifecycle endpoint on the emulator. It
+// prints the dry run's figures and the real runs' (operations as the step counts them: bucket
+// lists, reads through the fact cache, deletions), and the storage operations the responses
+// report. Run by `npm run bench`, or alone: `node miniflare/bench-policy.mjs` after a build.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { startRegistry } from "./registry.mjs";
+
+const MANIFESTS = Number(process.env.BENCH_MANIFESTS || 1000);
+const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
+
+// Sums `Registry-Storage-Ops` fields (k=v, comma-separated) into `into`.
+function addOps(into, header) {
+  for (const part of (header || "").split(",")) {
+    const [k, v] = part.trim().split("=");
+    if (k) into[k] = (into[k] || 0) + Number(v);
+  }
+}
+
+export async function policyFigures() {
+  const dir = mkdtempSync(join(tmpdir(), "bench-policy-"));
+  const rule = { repos: ["bench/*"], keep_last: 100, untagged_after_days: 0 };
+  const { mf, url } = await startRegistry({ port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", RETENTION: JSON.stringify([rule]), LIFECYCLE_BUDGET: "800" } });
+  try {
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const digest = sha256(config);
+    await fetch(`${url}/v2/bench/app/blobs/uploads/?digest=${digest}`, { method: "POST", body: config });
+    const t0 = Date.now();
+    for (let i = 0; i < MANIFESTS; i++) {
+      const body = JSON.stringify({
+        schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest, size: config.length },
+        layers: [], annotations: { build: String(i) },
+      });
+      const res = await fetch(`${url}/v2/bench/app/manifests/build-${i}`, { method: "PUT", body, headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
+      if (res.status !== 201) throw new Error(`push ${i}: ${res.status}`);
+    }
+    const pushMs = Date.now() - t0;
+    const lifecycle = async (query) => {
+      const res = await fetch(`${url}/admin/lifecycle${query}`, { method: "POST" });
+      const ops = {};
+      addOps(ops, res.headers.get("registry-storage-ops"));
+      return { summary: await res.json(), ops };
+    };
+    const dry = await lifecycle("?dry_run=true");
+    const r = dry.summary.retention;
+    console.log(`retention of ${MANIFESTS} tagged manifests (${JSON.stringify(rule)}; pushed in ${(pushMs / 1000).toFixed(1)} s):`);
+    console.log(`  dry run: ${r.tags_deleted} tags and ${r.manifests_deleted} manifests would go; the step's operations: ${r.operations} (${((r.operations / MANIFESTS) * 1000).toFixed(0)} per 1,000 manifests)`);
+    let runs = 0, operations = 0, deleted = 0;
+    const total = {};
+    const t1 = Date.now();
+    for (; runs < 100; ) {
+      runs++;
+      const { summary, ops } = await lifecycle("");
+      operations += summary.retention.operations;
+      deleted += summary.retention.tags_deleted + summary.retention.manifests_deleted;
+      for (const [k, v] of Object.entries(ops)) total[k] = (total[k] || 0) + v;
+      if (summary.retention.finished) break;
+    }
+    console.log(`  real runs: ${runs} (LIFECYCLE_BUDGET 800) in ${((Date.now() - t1) / 1000).toFixed(1)} s; ${deleted} deletions; the step's operations: ${operations} (${((operations / MANIFESTS) * 1000).toFixed(0)} per 1,000 manifests)`);
+    console.log(`  storage operations of those runs (retention, upload purge and GC together): ${Object.entries(total).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+    const tags = (await (await fetch(`${url}/v2/bench/app/tags/list`)).json()).tags;
+    console.log(`  tags left: ${tags.length}`);
+  } finally {
+    await mf.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await policyFigures();
