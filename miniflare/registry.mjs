@@ -1,6 +1,8 @@
 // Starts the built worker (build/index.js) on the emulator with the same bindings as
 // wrangler.toml: R2 bucket BLOBS, KV namespace META, and the edge cache, persisted under `dataDir`,
 // and the web UI's files (build/ui) as the assets binding ASSETS, the worker running first.
+// With WEBHOOK_URL set, the events queue runs too: producer binding EVENTS, consumed by the same
+// worker (batches of up to 10, sent within a second), as wrangler.toml's [[queues]] would bind it.
 import { Miniflare } from "miniflare";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,7 +10,14 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
+  const events = bindings.WEBHOOK_URL
+    ? {
+        queueProducers: { EVENTS: { queueName: "registry-events" } },
+        queueConsumers: { "registry-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10 } },
+      }
+    : {};
   const mf = new Miniflare({
+    ...events,
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     scriptPath: join(root, "build", "index.js"),

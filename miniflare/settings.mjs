@@ -33,6 +33,9 @@ export const SETTINGS = [
   "IMMUTABLE_TAGS",
   "UI",
   "RETENTION",
+  "WEBHOOK_URL",
+  "WEBHOOK_SECRET",
+  "NOTIFY_PULLS",
 ];
 
 // The secrets `UPSTREAMS` names for upstream credentials (`"credentials": "DOCKERHUB_CREDENTIALS"`):

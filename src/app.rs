@@ -83,6 +83,10 @@ pub struct App {
     pub edge: Edge,
     pub meter: Rc<Meter>,
     pub config: Config,
+    /// The registry's public origin (`https://host`), as requests reach it.
+    pub origin: String,
+    /// Where events go (`EVENTS` queue bound), if anywhere.
+    pub events: Option<crate::api::events::Events>,
 }
 
 /// Reads configuration: vars (an empty one counts as unset) and secrets (falling back to a var
@@ -139,6 +143,8 @@ impl App {
             settings.number("BLOB_CACHE_MAX_BYTES").unwrap_or(DEFAULT_BLOB_CACHE_MAX),
         );
         Ok(App {
+            origin: origin.to_string(),
+            events: crate::api::events::Events::from_env(env),
             r2: R2::new(bucket, meter.clone()),
             edge,
             meter,

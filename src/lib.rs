@@ -9,6 +9,7 @@
 //! `storage::edge`, `mirror::web`) is target-independent and tested natively with `cargo test`.
 
 pub mod auth;
+pub mod events;
 pub mod http;
 pub mod mirror;
 pub mod oci;
@@ -76,6 +77,12 @@ mod entry {
             }
         }
         Ok(resp)
+    }
+
+    /// The queue consumer: delivers events to the webhook (`api::events::deliver`).
+    #[event(queue)]
+    async fn queue(batch: worker::MessageBatch<crate::events::envelope::Event>, env: Env, _ctx: WorkerContext) -> Result<()> {
+        api::events::deliver(batch, &env).await
     }
 
     /// The cron trigger: one lifecycle run (see `storage::lifecycle`). Cache keys need the

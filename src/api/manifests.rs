@@ -1,10 +1,13 @@
 //! `/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE. Immutable tags
-//! (`IMMUTABLE_TAGS`) are neither moved by a PUT nor deleted.
+//! (`IMMUTABLE_TAGS`) are neither moved by a PUT nor deleted. A push, a pull (GET) and a delete
+//! each send an event when events are on (`api::events`).
 
 use worker::{Response, ResponseBody};
 
+use super::events::{self, Happened};
 use super::reply;
 use crate::app::Context;
+use crate::events::envelope::Action;
 use crate::oci::digest::Digest;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
@@ -17,6 +20,8 @@ pub async fn get(cx: &Context<'_>, name: &RepoName, reference: &Reference, with_
     let (digest, media_type, size, body) = if with_body {
         let m = manifests::get(r2, edge, name, reference).await?;
         let size = m.bytes.len() as u64;
+        let tag = reference.as_tag().map(Tag::as_str);
+        events::emit(cx, Happened { action: Action::Pull, name, digest: &m.digest, media_type: &m.media_type, size, tag });
         (m.digest, m.media_type, size, ResponseBody::Body(m.bytes))
     } else {
         let (digest, rev) = manifests::stat(r2, edge, name, reference).await?;
@@ -55,9 +60,18 @@ pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) ->
     let tags = cx.query_all("tag").map(Tag::parse).collect::<Result<Vec<Tag>>>()?;
     let content_type = cx.header("content-type");
     let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
+    let size = bytes.len() as u64;
     let (r2, now, id) = (&cx.app.r2, cx.now_ms(), cx.new_id());
     let immutable = |tag: &Tag| cx.app.config.immutable_tags.rule_for(name, tag);
     let stored = manifests::put_tagged(r2, &cx.app.edge, name, reference, &tags, bytes, content_type.as_deref(), now, &id, &immutable).await?;
+    // One push event per tag the manifest got (one without a tag when pushed by digest alone).
+    let mut pushed_tags: Vec<Option<&str>> = reference.as_tag().into_iter().chain(&tags).map(|t| Some(t.as_str())).collect();
+    if pushed_tags.is_empty() {
+        pushed_tags.push(None);
+    }
+    for tag in pushed_tags {
+        events::emit(&cx, Happened { action: Action::Push, name, digest: &stored.digest, media_type: &stored.media_type, size, tag });
+    }
     let mut headers = vec![
         ("Location", manifest_url(name, &stored.digest.to_string())),
         ("Docker-Content-Digest", stored.digest.to_string()),
@@ -88,6 +102,16 @@ pub async fn delete(cx: &Context<'_>, name: &RepoName, reference: &Reference) ->
             }
         }
     }
+    // The digest a deleted tag pointed at, for the event (read only when events are on).
+    let deleted = match reference {
+        Reference::Digest(d) => Some(d.clone()),
+        Reference::Tag(tag) if cx.app.events.is_some() => tags::resolve_tag(&cx.app.r2, name, tag).await?,
+        Reference::Tag(_) => None,
+    };
     manifests::delete(&cx.app.r2, &cx.app.edge, name, reference).await?;
+    if let Some(digest) = &deleted {
+        let tag = reference.as_tag().map(Tag::as_str);
+        events::emit(cx, Happened { action: Action::Delete, name, digest, media_type: "", size: 0, tag });
+    }
     reply(202, &[], ResponseBody::Empty)
 }

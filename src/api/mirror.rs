@@ -7,7 +7,9 @@
 use worker::{Response, ResponseBody};
 
 use super::reply;
+use super::events::{self, Happened};
 use crate::app::Context;
+use crate::events::envelope::Action;
 use crate::mirror::client::Client;
 use crate::mirror::config::Mirrored;
 use crate::mirror::freshness::{self, Served};
@@ -56,12 +58,17 @@ pub async fn manifest(cx: &Context<'_>, name: &RepoName, reference: &Reference, 
     let answered = async {
         let mut outcome = pull.manifest(reference).await?;
         let resp = match outcome.fetched.take() {
-            Some(m) => fetched(cx, reference, m, with_body)?,
+            Some(m) => {
+                announce_fill(cx, name, reference, &m, with_body);
+                fetched(cx, reference, m, with_body)?
+            }
             None => match super::manifests::get(cx, name, reference, with_body).await {
                 // A record or cached fact said it was stored, but it was evicted: ask again.
                 Err(e) if e.code == Code::ManifestUnknown && outcome.served != Served::Stale => {
                     outcome = pull.manifest_again(reference).await?;
-                    fetched(cx, reference, outcome.fetched.take().expect("fetched again"), with_body)?
+                    let m = outcome.fetched.take().expect("fetched again");
+                    announce_fill(cx, name, reference, &m, with_body);
+                    fetched(cx, reference, m, with_body)?
                 }
                 resp => resp?,
             },
@@ -75,6 +82,15 @@ pub async fn manifest(cx: &Context<'_>, name: &RepoName, reference: &Reference, 
     }
     .await;
     mark(cx, &client, answered)
+}
+
+/// The events of a manifest just fetched from the upstream: the fill, and the pull (a GET).
+fn announce_fill(cx: &Context<'_>, name: &RepoName, reference: &Reference, m: &Fetched, with_body: bool) {
+    let (tag, size) = (reference.as_tag().map(crate::oci::name::Tag::as_str), m.bytes.len() as u64);
+    let actions: &[Action] = if with_body { &[Action::Mirror, Action::Pull] } else { &[Action::Mirror] };
+    for action in actions {
+        events::emit(cx, Happened { action: *action, name, digest: &m.digest, media_type: &m.media_type, size, tag });
+    }
 }
 
 /// The answer with a manifest just fetched from the upstream.

@@ -6,6 +6,7 @@ mod base;
 mod blobs;
 mod catalog;
 pub mod drain;
+pub mod events;
 mod manifests;
 mod mirror;
 mod referrers;

@@ -104,6 +104,14 @@ impl Reference {
             Tag::parse(s).map(Reference::Tag)
         }
     }
+
+    /// The tag, when the reference is one.
+    pub fn as_tag(&self) -> Option<&Tag> {
+        match self {
+            Reference::Tag(t) => Some(t),
+            Reference::Digest(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Reference {
@@ -143,6 +151,7 @@ mod tests {
     #[test]
     fn references() {
         assert!(matches!(Reference::parse("latest").unwrap(), Reference::Tag(_)));
+        assert_eq!(Reference::parse("latest").unwrap().as_tag().map(Tag::as_str), Some("latest"));
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert!(matches!(Reference::parse(d).unwrap(), Reference::Digest(_)));
         assert_eq!(Reference::parse("sha256:zz").unwrap_err().code, Code::DigestInvalid);
