@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { startRegistry } from "./registry.mjs";
+import { startRegistry, withoutRequestLogs } from "./registry.mjs";
 
 const MANIFESTS = Number(process.env.BENCH_MANIFESTS || 1000);
 const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
@@ -23,7 +23,7 @@ function addOps(into, header) {
 export async function policyFigures() {
   const dir = mkdtempSync(join(tmpdir(), "bench-policy-"));
   const rule = { repos: ["bench/*"], keep_last: 100, untagged_after_days: 0 };
-  const { mf, url } = await startRegistry({ port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", RETENTION: JSON.stringify([rule]), LIFECYCLE_BUDGET: "800" } });
+  const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", RETENTION: JSON.stringify([rule]), LIFECYCLE_BUDGET: "800" } });
   try {
     const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
     const digest = sha256(config);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
-import { startRegistry } from "./registry.mjs";
+import { startRegistry, withoutRequestLogs } from "./registry.mjs";
 
 const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
@@ -67,7 +67,7 @@ export async function uiFigures() {
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), "bench-ui-"));
-  const { mf, url } = await startRegistry({ port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
+  const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
   const browser = await launch();
   try {
     for (let i = 0; i < 12; i++) await push(url, `team/service-${i}`, "v1", [1000]);

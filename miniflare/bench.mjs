@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { createHash, randomBytes } from "node:crypto";
 import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
-import { startRegistry } from "./registry.mjs";
+import { startRegistry, withoutRequestLogs } from "./registry.mjs";
 import { uiFigures } from "./bench-ui.mjs";
 import { policyFigures } from "./bench-policy.mjs";
 
@@ -108,7 +108,7 @@ const start = async (url, name) => (await fetch(`${url}/v2/${name}/blobs/uploads
 // Pushes the blob three ways; returns the timings and the bucket keys of the stored bytes.
 async function registryPush(dir) {
   const before = new Set(Object.keys(workerdPeaks()));
-  const { mf, url } = await startRegistry({ dataDir: dir, bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(2 * SIZE) } });
+  const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(2 * SIZE) } });
   const mono = await timed(async () => {
     const loc = await start(url, "bench/mono");
     let res = await fetch(url + loc, { method: "PATCH", body: blob, headers: { "content-type": "application/octet-stream" } });
@@ -165,7 +165,7 @@ async function registryPush(dir) {
 
 // Cold pull (the bucket's stream stored in the edge cache, then served from it), then warm pull.
 async function registryPull(dir, path) {
-  const { mf, url } = await startRegistry({ dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
+  const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
   const blobUrl = url + path;
   const cold = await curlPull(blobUrl);
   // The cache write finishes after the cold response; wait until a GET is served from the cache.
@@ -228,7 +228,7 @@ async function skopeoOps() {
     writeFileSync(join(d, "data"), randomBytes(2_000_000));
     execFileSync("umoci", ["insert", "--image", `${layout}:v1`, d, `/layer${i}`]);
   }
-  const { mf, url } = await startRegistry({ dataDir: join(dir, "data"), bindings: { UPLOAD_SECRET: "bench" } });
+  const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "data"), bindings: { UPLOAD_SECRET: "bench" } });
   const proxy = await countingProxy(url);
   // Asynchronously: the counting proxy runs on this process's event loop.
   const copy = (from, to) =>
@@ -242,7 +242,7 @@ async function skopeoOps() {
   await copy(ref, `oci:${join(dir, "warm")}:v1`);
   const warm = proxy.take();
   // The same image through a mirror of this registry: cold (filled from it), then warm.
-  const mirror = await startRegistry({ dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "up/", url }]) } });
+  const mirror = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "up/", url }]) } });
   const mirrorProxy = await countingProxy(mirror.url);
   const viaMirror = `docker://${mirrorProxy.host}/up/bench/three:v1`;
   await copy(viaMirror, `oci:${join(dir, "mirror-cold")}:v1`);
@@ -261,7 +261,7 @@ async function skopeoOps() {
 // A registry holding the blob as the upstream, and a mirror of it: the direct pull (upstream
 // warm), the mirror's cold pull (filling its bucket from the same stream), its warm pull.
 async function mirrorPull(dir) {
-  const up = await startRegistry({ dataDir: join(dir, "upstream"), bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(SIZE * 2) } });
+  const up = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "upstream"), bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(SIZE * 2) } });
   const push = await fetch(`${up.url}/v2/library/big/blobs/uploads/?digest=${digest}`, { method: "POST", body: blob });
   if (push.status !== 201) throw new Error(`upstream push: ${push.status}`);
   const direct = `${up.url}/v2/library/big/blobs/${digest}`;
@@ -276,7 +276,7 @@ async function mirrorPull(dir) {
   });
   await js.dispose();
   const running = new Set(Object.keys(workerdPeaks()));
-  const mirror = await startRegistry({ dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "hub/", url: up.url, library: true }]) } });
+  const mirror = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "mirror"), bindings: { UPLOAD_SECRET: "bench", UPSTREAMS: JSON.stringify([{ prefix: "hub/", url: up.url, library: true }]) } });
   const through = `${mirror.url}/v2/hub/big/blobs/${digest}`;
   const cold = await curlPull(through);
   const peak = peakSince(running);

@@ -9,15 +9,19 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
+// `onLog(level, message)`, if given, receives the worker's log lines instead of the console
+// (tests keep the request log lines to assert on them, and print the rest).
+export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog } = {}) {
   const events = bindings.WEBHOOK_URL
     ? {
         queueProducers: { EVENTS: { queueName: "registry-events" } },
         queueConsumers: { "registry-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10 } },
       }
     : {};
+  const logs = onLog ? { handleStructuredLogs: ({ level, message }) => onLog(level, message) } : {};
   const mf = new Miniflare({
     ...events,
+    ...logs,
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     scriptPath: join(root, "build", "index.js"),
@@ -39,4 +43,9 @@ export async function startRegistry({ port = 0, dataDir, bindings = {} } = {}) {
   });
   const url = await mf.ready;
   return { mf, url: url.toString().replace(/\/$/, "") };
+}
+
+// An `onLog` that prints the worker's log lines except the per-request ones (benches).
+export function withoutRequestLogs(level, message) {
+  if (!message.startsWith('{"method":')) (level === "error" ? console.error : console.log)(message);
 }

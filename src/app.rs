@@ -87,6 +87,8 @@ pub struct App {
     pub origin: String,
     /// Where events go (`EVENTS` queue bound), if anywhere.
     pub events: Option<crate::api::events::Events>,
+    /// The authenticated user of the request, for its log line (set by `api::handle`).
+    pub caller_name: std::cell::RefCell<Option<String>>,
 }
 
 /// Reads configuration: vars (an empty one counts as unset) and secrets (falling back to a var
@@ -144,6 +146,7 @@ impl App {
         );
         Ok(App {
             origin: origin.to_string(),
+            caller_name: Default::default(),
             events: crate::api::events::Events::from_env(env),
             r2: R2::new(bucket, meter.clone()),
             edge,

@@ -28,17 +28,24 @@ mod entry {
 
     use crate::api;
     use crate::app::App;
+    use crate::events::log::RequestLog;
     use crate::oci::error::RegistryError;
     use crate::routes::{query_pairs, Route};
     use crate::storage::meter;
 
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: WorkerContext) -> Result<Response> {
+        let started = js_sys::Date::now() as u64;
         let url = req.url()?;
         let path = url.path().to_string();
         let method = req.method();
+        let mut log = RequestLog { method: format!("{method:?}").to_uppercase(), route: "none", ..Default::default() };
         if !crate::routes::is_api_path(&path) && crate::app::ui_enabled(&env) {
             if let Some(resp) = api::ui::asset(&env, req.clone()?, &path).await {
+                log.route = "ui";
+                log.status = resp.status_code();
+                log.duration_ms = js_sys::Date::now() as u64 - started;
+                worker::console_log!("{}", log.line());
                 return Ok(resp);
             }
         }
@@ -46,12 +53,16 @@ mod entry {
         let raw = <web_sys::Request as Clone>::clone(req.inner()); // a second handle, not JS clone()
         let mut drain_limit = api::drain::limit(crate::app::DEFAULT_MAX_BODY);
         let mut finish = None;
+        log.bytes_in = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok());
         let outcome = async {
             let route = Route::parse(&path)?;
+            log.route = route.kind();
+            log.repository = route.name().map(|n| n.to_string());
             let app = App::from_env(&env, &url.origin().ascii_serialization())?;
             drain_limit = api::drain::limit(app.config.max_body);
             let query = query_pairs(url.query().unwrap_or(""));
             let resp = api::handle(route, &app, req, query).await;
+            log.user = app.caller_name.take();
             finish = Some((app.meter.clone(), app.edge.take_pending()));
             resp
         }
@@ -62,13 +73,15 @@ mod entry {
                 if e.status() >= 500 {
                     worker::console_error!("{method:?} {path}: {e}");
                 }
+                log.error = Some(e.code.as_str().to_string());
                 api::error_reply(&e).or_else(|e: RegistryError| Response::error(e.to_string(), 500))?
             }
         };
         // Before the answer goes out: an unread body would cost the client its connection.
         api::drain::unread_body(&raw, drain_limit).await;
         if let Some((meter, pending)) = finish {
-            resp.headers_mut().set(meter::HEADER, &meter.summary())?;
+            log.ops = meter.summary();
+            resp.headers_mut().set(meter::HEADER, &log.ops)?;
             // Cache fills finish after the response.
             for p in pending {
                 ctx.wait_until(async move {
@@ -76,6 +89,11 @@ mod entry {
                 });
             }
         }
+        log.status = resp.status_code();
+        log.bytes_out = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse().ok());
+        log.upstream = resp.headers().get(crate::mirror::freshness::HEADER).ok().flatten();
+        log.duration_ms = (js_sys::Date::now() as u64).saturating_sub(started);
+        worker::console_log!("{}", log.line());
         Ok(resp)
     }
 

@@ -59,6 +59,24 @@ impl Route {
     }
 }
 
+impl Route {
+    /// What the route addresses, for the request log and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Route::Token => "token",
+            Route::Lifecycle => "lifecycle",
+            Route::Base => "base",
+            Route::Catalog => "catalog",
+            Route::Tags { .. } => "tags",
+            Route::Manifest { .. } | Route::InvalidManifestRef { .. } => "manifest",
+            Route::Blob { .. } => "blob",
+            Route::UploadStart { .. } | Route::Upload { .. } => "upload",
+            Route::Referrers { .. } => "referrers",
+            Route::UiInfo | Route::UiTags { .. } => "ui-summary",
+        }
+    }
+}
+
 /// A path that is no registry route at all: 404 with the spec body.
 fn not_found(path: &str) -> RegistryError {
     RegistryError::new(Code::NameUnknown, format!("no route for {path}"))
@@ -201,6 +219,28 @@ mod tests {
             ("/v2/a/b/_ui/tags", Some("a/b")),
         ] {
             assert_eq!(Route::parse(path).unwrap().name().map(RepoName::as_str), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn route_kinds_for_logs_and_metrics() {
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        for (path, kind) in [
+            ("/token", "token"),
+            ("/admin/lifecycle", "lifecycle"),
+            ("/v2/", "base"),
+            ("/v2/_catalog", "catalog"),
+            ("/v2/a/tags/list", "tags"),
+            ("/v2/a/manifests/v1", "manifest"),
+            ("/v2/a/manifests/-bad", "manifest"),
+            (&format!("/v2/a/blobs/{D}") as &str, "blob"),
+            ("/v2/a/blobs/uploads/", "upload"),
+            (&format!("/v2/a/blobs/uploads/{id}"), "upload"),
+            (&format!("/v2/a/referrers/{D}"), "referrers"),
+            ("/v2/_ui/info", "ui-summary"),
+            ("/v2/a/_ui/tags", "ui-summary"),
+        ] {
+            assert_eq!(Route::parse(path).unwrap().kind(), kind, "{path}");
         }
     }
 

@@ -5,14 +5,27 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { startRegistry } from "../miniflare/registry.mjs";
 
+// The worker's request log lines (one JSON object per request) are kept in `requestLogs`,
+// not printed; other log lines are printed as usual.
+export const isRequestLog = (message) => message.startsWith('{"method":');
+export function logSink(requestLogs) {
+  return (level, message) => {
+    if (isRequestLog(message)) requestLogs.push(JSON.parse(message));
+    else (level === "error" ? console.error : console.log)(message);
+  };
+}
+
 export async function registry(extra = {}) {
   const bindings = { UPLOAD_SECRET: "test-secret", ...extra };
   const dataDir = mkdtempSync(join(tmpdir(), "registry-test-"));
-  const r = await startRegistry({ port: 0, dataDir, bindings });
+  const requestLogs = [];
+  const onLog = logSink(requestLogs);
+  const r = await startRegistry({ port: 0, dataDir, bindings, onLog });
   const url = (p) => (p.startsWith("http") ? p : r.url + p);
   return {
     url: r.url,
     dataDir,
+    requestLogs,
     fetch: (p, init = {}) => fetch(url(p), { redirect: "manual", ...init }),
     // The bucket, as the emulator stores it (to inspect, or to age objects in tests).
     bucket: () => r.mf.getR2Bucket("BLOBS"),
@@ -37,7 +50,7 @@ export async function registry(extra = {}) {
       await r.mf.dispose();
     },
     async start() {
-      const again = await startRegistry({ port: 0, dataDir, bindings });
+      const again = await startRegistry({ port: 0, dataDir, bindings, onLog });
       r.mf = again.mf;
       r.url = again.url;
       this.url = again.url;

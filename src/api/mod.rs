@@ -31,6 +31,9 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
     let authorization = req.headers().get("authorization").ok().flatten();
     let need = crate::auth::need(&route, method.as_ref());
     let caller = access::authenticate(auth, authorization.as_deref(), js_sys::Date::now() as u64, &need)?;
+    if let crate::auth::rules::Identity::User(user) = caller.identity() {
+        *app.caller_name.borrow_mut() = Some(user);
+    }
     access::authorize(auth, &caller, &need)?;
     let cx = Context { app, req, query, caller };
     if let Some(mirrored) = route.name().and_then(|name| app.config.upstreams.resolve(name)) {

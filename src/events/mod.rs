@@ -6,6 +6,7 @@
 //!
 //! - `envelope`: the event in the shape distribution's notifications use, and the batch body.
 //! - `delivery`: the webhook's signature, when a delivery counts as done, the retry delays.
+//! - `log`: the request log, one JSON line per request (no credential or URL in it).
 //! - [`PullSampler`]: which pulls are notified when `NOTIFY_PULLS` is off (one per manifest
 //!   per hour per isolate), so a busy registry does not send one event per pull.
 //!
@@ -13,6 +14,7 @@
 
 pub mod delivery;
 pub mod envelope;
+pub mod log;
 
 use std::collections::HashMap;
 
