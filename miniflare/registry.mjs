@@ -18,10 +18,14 @@ export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog } 
         queueConsumers: { "registry-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10 } },
       }
     : {};
-  const logs = onLog ? { handleStructuredLogs: ({ level, message }) => onLog(level, message) } : {};
+  const logs = onLog ? { handleStructuredLogs: ({ level, message }) => void onLog(level, message) } : {};
+  // METRICS_DATASET names a Workers Analytics Engine dataset to bind as METRICS (wrangler.toml's
+  // [[analytics_engine_datasets]]); the emulator accepts the writes and keeps nothing.
+  const metrics = bindings.METRICS_DATASET ? { analyticsEngineDatasets: { METRICS: { dataset: bindings.METRICS_DATASET } } } : {};
   const mf = new Miniflare({
     ...events,
     ...logs,
+    ...metrics,
     modules: true,
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     scriptPath: join(root, "build", "index.js"),

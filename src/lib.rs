@@ -4,7 +4,8 @@
 //! worker's bindings and hands each request to [`routes`] (URL → typed route) → `api` handlers
 //! → [`mirror`] (the pull-through cache of upstream registries, for mirrored names) →
 //! [`storage`] (path mapper, stores, bucket adapters) → [`oci`] (the spec's vocabulary); [`auth`]
-//! decides who may do what, [`policy`] what a push or delete may change (immutable tags).
+//! decides who may do what, [`policy`] what a push, delete or lifecycle run may change
+//! (immutable tags, retention), [`events`] what other systems are told (events, request logs).
 //! Everything but the entry, `app`, `api` and the adapters over the platform (`storage::r2`,
 //! `storage::edge`, `mirror::web`) is target-independent and tested natively with `cargo test`.
 
@@ -46,6 +47,7 @@ mod entry {
                 log.status = resp.status_code();
                 log.duration_ms = js_sys::Date::now() as u64 - started;
                 worker::console_log!("{}", log.line());
+                record_metric(&env, &log);
                 return Ok(resp);
             }
         }
@@ -94,7 +96,19 @@ mod entry {
         log.upstream = resp.headers().get(crate::mirror::freshness::HEADER).ok().flatten();
         log.duration_ms = (js_sys::Date::now() as u64).saturating_sub(started);
         worker::console_log!("{}", log.line());
+        record_metric(&env, &log);
         Ok(resp)
+    }
+
+    /// Writes the request's data point to the `METRICS` dataset, when one is bound (no-op
+    /// otherwise; a failed write never fails the request).
+    fn record_metric(env: &Env, log: &RequestLog) {
+        let Ok(dataset) = env.analytics_engine("METRICS") else { return };
+        let m = log.metric();
+        let point = worker::AnalyticsEngineDataPointBuilder::new().indexes([m.index.as_str()]).blobs(m.blobs).doubles(m.doubles);
+        if let Err(e) = point.write_to(&dataset) {
+            worker::console_warn!("metrics: {e}");
+        }
     }
 
     /// The queue consumer: delivers events to the webhook (`api::events::deliver`).

@@ -6,12 +6,16 @@ import { createHash } from "node:crypto";
 import { startRegistry } from "../miniflare/registry.mjs";
 
 // The worker's request log lines (one JSON object per request) are kept in `requestLogs`,
-// not printed; other log lines are printed as usual.
+// not printed; other log lines are printed as usual and kept in `workerLogs`.
 export const isRequestLog = (message) => message.startsWith('{"method":');
-export function logSink(requestLogs) {
+export function logSink(requestLogs, workerLogs = []) {
   return (level, message) => {
-    if (isRequestLog(message)) requestLogs.push(JSON.parse(message));
-    else (level === "error" ? console.error : console.log)(message);
+    if (isRequestLog(message)) {
+      requestLogs.push(JSON.parse(message));
+    } else {
+      workerLogs.push(message);
+      (level === "error" ? console.error : console.log)(message);
+    }
   };
 }
 
@@ -19,13 +23,15 @@ export async function registry(extra = {}) {
   const bindings = { UPLOAD_SECRET: "test-secret", ...extra };
   const dataDir = mkdtempSync(join(tmpdir(), "registry-test-"));
   const requestLogs = [];
-  const onLog = logSink(requestLogs);
+  const workerLogs = [];
+  const onLog = logSink(requestLogs, workerLogs);
   const r = await startRegistry({ port: 0, dataDir, bindings, onLog });
   const url = (p) => (p.startsWith("http") ? p : r.url + p);
   return {
     url: r.url,
     dataDir,
     requestLogs,
+    workerLogs,
     fetch: (p, init = {}) => fetch(url(p), { redirect: "manual", ...init }),
     // The bucket, as the emulator stores it (to inspect, or to age objects in tests).
     bucket: () => r.mf.getR2Bucket("BLOBS"),

@@ -51,3 +51,16 @@ test("one line per request, with what happened and who asked, and no secret", as
     await reg.close();
   }
 });
+
+test("with a metrics dataset bound, every request writes its data point without a failure", async () => {
+  const reg = await registry({ METRICS_DATASET: "registry_requests" });
+  try {
+    assert.equal((await reg.fetch("/v2/")).status, 200);
+    assert.equal((await reg.fetch("/v2/none/manifests/v1")).status, 404);
+    for (let i = 0; i < 50 && reg.requestLogs.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(reg.requestLogs.length, 2);
+    assert.deepEqual(reg.workerLogs.filter((l) => l.startsWith("metrics:")), [], "no write failed");
+  } finally {
+    await reg.close();
+  }
+});

@@ -1,4 +1,5 @@
-//! The request log: one JSON line per request, for `wrangler tail` and Workers Logs. It names
+//! The request log: one JSON line per request, for `wrangler tail` and Workers Logs, and the same
+//! request as a metrics data point (Workers Analytics Engine). It names
 //! the route and repository, never the URL (upload URLs carry signed state) and never a header
 //! value but the user agent's absence: no credential or token can reach it.
 
@@ -32,9 +33,34 @@ pub struct RequestLog {
     pub error: Option<String>,
 }
 
+/// One request as a Workers Analytics Engine data point (binding `METRICS`), in the column
+/// order README documents for queries: index1 = route; blob1 = route, blob2 = method, blob3 =
+/// status, blob4 = repository, blob5 = error code; double1 = bytes in, double2 = bytes out,
+/// double3 = duration (ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub index: String,
+    pub blobs: [String; 5],
+    pub doubles: [f64; 3],
+}
+
 impl RequestLog {
     pub fn line(&self) -> String {
         serde_json::to_string(self).expect("serializable")
+    }
+
+    pub fn metric(&self) -> Metric {
+        Metric {
+            index: self.route.to_string(),
+            blobs: [
+                self.route.to_string(),
+                self.method.clone(),
+                self.status.to_string(),
+                self.repository.clone().unwrap_or_default(),
+                self.error.clone().unwrap_or_default(),
+            ],
+            doubles: [self.bytes_in.unwrap_or(0) as f64, self.bytes_out.unwrap_or(0) as f64, self.duration_ms as f64],
+        }
     }
 }
 
@@ -63,6 +89,10 @@ mod tests {
         assert_eq!(v["route"], "manifest");
         assert_eq!(v["user"], "alice");
         assert!(v.get("upstream").is_none() && v.get("error").is_none());
+        let m = log.metric();
+        assert_eq!(m.index, "manifest");
+        assert_eq!(m.blobs, ["manifest", "PUT", "201", "team/app", ""].map(String::from));
+        assert_eq!(m.doubles, [512.0, 0.0, 12.0]);
         let bare = RequestLog { method: "GET".into(), route: "none", status: 404, ..Default::default() };
         assert_eq!(bare.line(), r#"{"method":"GET","route":"none","status":404,"duration_ms":0}"#);
     }
