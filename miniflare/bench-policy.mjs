@@ -1,12 +1,15 @@
-// What a retention run costs: a repository of 1,000 tagged manifests under a rule keeping the
-// newest 100 (and no untagged manifest), judged by the lifecycle endpoint on the emulator. It
-// prints the dry run's figures and the real runs' (operations as the step counts them: bucket
-// lists, reads through the fact cache, deletions), and the storage operations the responses
-// report. Run by `npm run bench`, or alone: `node miniflare/bench-policy.mjs` after a build.
+// Policies and events, measured on the emulator:
+// - what a retention run costs: a repository of 1,000 tagged manifests under a rule keeping the
+//   newest 100 (and no untagged manifest), judged by the lifecycle endpoint: the dry run's and
+//   the real runs' figures (operations as the step counts them: bucket lists, reads through the
+//   fact cache, deletions), and the storage operations the responses report;
+// - the push latency of a manifest with events on (queue + webhook) and off, same run.
+// Run by `npm run bench`, or alone: `node miniflare/bench-policy.mjs` after a build.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import http from "node:http";
 import { startRegistry, withoutRequestLogs } from "./registry.mjs";
 
 const MANIFESTS = Number(process.env.BENCH_MANIFESTS || 1000);
@@ -70,4 +73,69 @@ export async function policyFigures() {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await policyFigures();
+// Median and 90th percentile of `ms`.
+function spread(ms) {
+  const s = [...ms].sort((a, b) => a - b);
+  return { p50: s[Math.floor(s.length / 2)], p90: s[Math.floor(s.length * 0.9)] };
+}
+
+// PUT latency of `n` manifests (a shared config blob), in ms each.
+async function pushLatencies(url, n) {
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const digest = sha256(config);
+  await fetch(`${url}/v2/bench/events/blobs/uploads/?digest=${digest}`, { method: "POST", body: config });
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const body = JSON.stringify({
+      schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest, size: config.length },
+      layers: [], annotations: { n: String(i) },
+    });
+    const t = performance.now();
+    const res = await fetch(`${url}/v2/bench/events/manifests/t${i}`, { method: "PUT", body, headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
+    await res.arrayBuffer();
+    out.push(performance.now() - t);
+    if (res.status !== 201) throw new Error(`push ${i}: ${res.status}`);
+  }
+  return out;
+}
+
+export async function eventsLatency(n = Number(process.env.BENCH_EVENT_PUSHES || 200)) {
+  let delivered = 0;
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      delivered += JSON.parse(body).events.length;
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const hook = `http://127.0.0.1:${receiver.address().port}/`;
+  const rows = [];
+  for (const [label, extra] of [["events off", {}], ["events on (queue + webhook)", { WEBHOOK_URL: hook, WEBHOOK_SECRET: "bench" }], ["events off, again", {}]]) {
+    const dir = mkdtempSync(join(tmpdir(), "bench-events-"));
+    const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", ...extra } });
+    try {
+      await pushLatencies(url, 20); // warm the isolate
+      rows.push([label, spread(await pushLatencies(url, n))]);
+      // Let the consumer deliver what is queued (batches wait up to a second).
+      for (let i = 0; extra.WEBHOOK_URL && delivered < n + 20 && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await mf.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  receiver.close();
+  console.log(`manifest push latency, ${n} pushes each (emulator):`);
+  const off = (rows[0][1].p50 + rows[2][1].p50) / 2;
+  for (const [label, { p50, p90 }] of rows) {
+    console.log(`  ${label.padEnd(30)} p50 ${p50.toFixed(2)} ms  p90 ${p90.toFixed(2)} ms  (${(p50 / off).toFixed(2)}× off)`);
+  }
+  console.log(`  events delivered to the webhook: ${delivered} (of ${n + 20} pushes)`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await policyFigures();
+  await eventsLatency();
+}

@@ -14,7 +14,8 @@
 // - the mirror: a cold pull of the blob through a mirror (upstream → client and R2 in one
 //   pass) against a direct pull from the same upstream, and the warm pull that follows;
 // - the web UI's first views in headless Chromium (miniflare/bench-ui.mjs);
-// - what a retention run costs per 1,000 manifests (miniflare/bench-policy.mjs).
+// - what a retention run costs per 1,000 manifests, and the push latency with and without
+//   events (miniflare/bench-policy.mjs).
 import { Miniflare } from "miniflare";
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,7 +26,7 @@ import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
 import { startRegistry, withoutRequestLogs } from "./registry.mjs";
 import { uiFigures } from "./bench-ui.mjs";
-import { policyFigures } from "./bench-policy.mjs";
+import { policyFigures, eventsLatency } from "./bench-policy.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SIZE = Number(process.env.BENCH_MB || 200) * 1000 * 1000;
@@ -336,5 +337,21 @@ if (ops) {
 } else {
   console.log("storage operations per skopeo copy: skipped (needs skopeo and umoci)");
 }
+// The speed and cost targets (issue 15), each next to its figure from this run.
+const verdict = (ok) => (ok ? "met" : "NOT MET");
+const target = (name, figure, ok) => console.log(`  ${name.padEnd(58)} ${figure.padStart(14)}  ${ok === null ? "not measured" : verdict(ok)}`);
+console.log("targets:");
+const ratio = (base, s) => base / s;
+target("PUT with the whole body ≥ 1.0× JS R2.put with the checksum", `${ratio(b.checked, r.whole).toFixed(2)}×`, ratio(b.checked, r.whole) >= 1.0);
+target("chunked push, 10 MB chunks ≥ 1.0× JS tee → DigestStream + put", `${ratio(b.push, r.chunked).toFixed(2)}×`, ratio(b.push, r.chunked) >= 1.0);
+target("chunked push, monolithic PATCH ≥ 1.0× JS tee", `${ratio(b.push, r.mono).toFixed(2)}×`, ratio(b.push, r.mono) >= 1.0);
+target("cold pull, single-put object ≥ 0.9× JS pull", `${ratio(b.pulls.single, single.cold).toFixed(2)}×`, ratio(b.pulls.single, single.cold) >= 0.9);
+target("cold pull, multipart object ≥ 0.9× JS pull", `${ratio(b.pulls.multipart, multipart.cold).toFixed(2)}×`, ratio(b.pulls.multipart, multipart.cold) >= 0.9);
+const classA = ops?.push?.["r2-a"];
+target("skopeo copy push: ≤ 3 class-A per pushed object (5 objects)", classA === undefined ? "-" : `${(classA / 5).toFixed(1)} per object`, classA === undefined ? null : classA / 5 <= 3);
+const extra = r.peak - b.peak;
+target(`workerd peak RSS, push vs JS baseline ≤ +64 MB (${SIZE / 1e6} MB, not 1 GiB)`, `${extra >= 0 ? "+" : ""}${extra.toFixed(0)} MB`, extra <= 64);
+target("6 GiB chunked push and pull back", "-", null);
 await uiFigures();
 await policyFigures();
+await eventsLatency();
