@@ -17,7 +17,7 @@
 // - what a retention run costs per 1,000 manifests, and the push latency with and without
 //   events (miniflare/bench-policy.mjs).
 import { Miniflare } from "miniflare";
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
 import { startRegistry, withoutRequestLogs } from "./registry.mjs";
+import { workerdPeaks, workerdCpuMs, peakSince } from "./procstat.mjs";
 import { uiFigures } from "./bench-ui.mjs";
 import { policyFigures, eventsLatency } from "./bench-policy.mjs";
 
@@ -33,33 +34,6 @@ const SIZE = Number(process.env.BENCH_MB || 200) * 1000 * 1000;
 const CHUNK = 10 * 1000 * 1000;
 const blob = randomBytes(SIZE);
 const digest = "sha256:" + createHash("sha256").update(blob).digest("hex");
-
-// Peak resident set of every workerd process (VmHWM), in MB.
-function workerdPeaks() {
-  const peaks = {};
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmd.includes("workerd")) continue;
-      const hwm = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmHWM:\s+(\d+)/);
-      if (hwm) peaks[pid] = Number(hwm[1]) / 1024;
-    } catch {}
-  }
-  return peaks;
-}
-
-// CPU time (user + system) of every workerd process so far, in ms.
-function workerdCpuMs() {
-  let ticks = 0;
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("workerd")) continue;
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {}
-  }
-  return ticks * 10;
-}
 
 async function timed(fn) {
   const t = performance.now();
@@ -78,7 +52,6 @@ async function curlPull(url) {
 }
 
 const mbps = (s) => (SIZE / 1e6 / s).toFixed(1);
-const peakSince = (before) => Math.max(...Object.entries(workerdPeaks()).filter(([p]) => !before.has(p)).map(([, v]) => v));
 
 // The plain JS worker over the bucket persisted in `dir`: pushes a fresh copy of the blob
 // (single put), then pulls `keys` (the registry's own objects) and its copy.

@@ -36,6 +36,12 @@ export const SETTINGS = [
   "WEBHOOK_URL",
   "WEBHOOK_SECRET",
   "NOTIFY_PULLS",
+  "OFFLOAD_MIN_BYTES",
+  "OFFLOAD_TTL_SECONDS",
+  "R2_S3_ENDPOINT",
+  "R2_BUCKET_NAME",
+  "R2_ACCESS_KEY_ID",
+  "R2_SECRET_ACCESS_KEY",
 ];
 
 // The secrets `UPSTREAMS` names for upstream credentials (`"credentials": "DOCKERHUB_CREDENTIALS"`):

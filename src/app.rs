@@ -73,6 +73,39 @@ pub struct Config {
     pub immutable_tags: ImmutableTags,
     /// What lifecycle runs delete (`RETENTION`).
     pub retention: Retention,
+    /// Huge blob GETs answered with a presigned R2 URL (`OFFLOAD_MIN_BYTES` and R2's S3
+    /// credentials), if configured.
+    pub offload: Option<Offload>,
+}
+
+/// The offload of huge blob downloads to presigned R2 URLs.
+pub struct Offload {
+    pub signer: crate::storage::presign::S3Signer,
+    /// Blobs of at least this many bytes are offloaded.
+    pub min_bytes: u64,
+    /// How long a presigned URL works (seconds).
+    pub ttl_s: u32,
+}
+
+/// Default lifetime of a presigned blob URL, in seconds.
+pub const DEFAULT_OFFLOAD_TTL_S: u32 = 300;
+
+/// Reads the offload settings: off unless `OFFLOAD_MIN_BYTES` is set; then the endpoint
+/// (`R2_S3_ENDPOINT`), bucket (`R2_BUCKET_NAME`) and credentials (secrets `R2_ACCESS_KEY_ID`,
+/// `R2_SECRET_ACCESS_KEY`) must all be there, or every request fails (closed, not open).
+fn offload(settings: &Settings<'_>) -> Result<Option<Offload>> {
+    let Some(min_bytes) = settings.var("OFFLOAD_MIN_BYTES") else { return Ok(None) };
+    let min_bytes = min_bytes.parse().map_err(|_| RegistryError::internal(format!("OFFLOAD_MIN_BYTES {min_bytes:?} is not a number")))?;
+    let need = |value: Option<String>, name: &str| value.ok_or_else(|| RegistryError::internal(format!("OFFLOAD_MIN_BYTES is set but {name} is not")));
+    let signer = crate::storage::presign::S3Signer {
+        access_key_id: need(settings.secret("R2_ACCESS_KEY_ID"), "R2_ACCESS_KEY_ID")?,
+        secret_access_key: need(settings.secret("R2_SECRET_ACCESS_KEY"), "R2_SECRET_ACCESS_KEY")?,
+        endpoint: need(settings.var("R2_S3_ENDPOINT"), "R2_S3_ENDPOINT")?,
+        bucket: need(settings.var("R2_BUCKET_NAME"), "R2_BUCKET_NAME")?,
+        region: "auto".into(),
+    };
+    let ttl_s = settings.seconds("OFFLOAD_TTL_SECONDS", DEFAULT_OFFLOAD_TTL_S).clamp(1, 7 * 24 * 3600);
+    Ok(Some(Offload { signer, min_bytes, ttl_s }))
 }
 
 /// Default wait for an upstream's answer before serving what is stored (or failing).
@@ -131,6 +164,7 @@ impl App {
             Some(json) => ImmutableTags::parse(&json).map_err(RegistryError::internal)?,
             None => ImmutableTags::default(),
         };
+        let offload = offload(&settings)?;
         let retention = match settings.var("RETENTION") {
             Some(json) => Retention::parse(&json).map_err(RegistryError::internal)?,
             None => Retention::default(),
@@ -168,6 +202,7 @@ impl App {
                 upstream_timeout_ms: settings.number("UPSTREAM_TIMEOUT_SECONDS").unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_S).max(1) * 1000,
                 immutable_tags,
                 retention,
+                offload,
             },
         })
     }

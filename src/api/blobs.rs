@@ -1,7 +1,9 @@
 //! `/v2/<name>/blobs/<digest>`: GET, HEAD, DELETE. The repository's link is checked on every
 //! request (through the fact cache); the bytes come from the edge cache when this data centre
 //! has them, else from R2, whose stream is handed to the response (after a full GET, the edge
-//! cache is filled from a second read). Blob bytes never pass through wasm.
+//! cache is filled from a second read). Blob bytes never pass through wasm. With the offload
+//! configured, a GET of a blob past `OFFLOAD_MIN_BYTES` answers 307 to a presigned R2 URL
+//! instead (`storage::presign`).
 
 use worker::{Response, ResponseBody};
 
@@ -41,6 +43,13 @@ pub async fn serve(cx: &Context<'_>, name: &RepoName, digest: &Digest, desc: &Bl
     ];
     if none_match(cx.header("if-none-match"), &etag) {
         return reply(304, &headers, ResponseBody::Empty);
+    }
+    if let Some(offload) = app.config.offload.as_ref().filter(|o| with_body && desc.size >= o.min_bytes) {
+        // Huge: straight from R2 to the client, by a short-lived URL for this object only
+        // (the link and the caller's access were checked before we got here).
+        let url = offload.signer.presign_get(&desc.object, cx.now_ms(), offload.ttl_s);
+        let headers = [("Location", url), ("Docker-Content-Digest", digest.to_string()), ("Cache-Control", "no-store".to_string())];
+        return reply(307, &headers, ResponseBody::Empty);
     }
     let (status, range) = match blob_range(cx.header("range").as_deref(), desc.size) {
         RangeRequest::Whole => (200, None),

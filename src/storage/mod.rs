@@ -18,6 +18,7 @@ pub mod manifests;
 pub mod meter;
 pub mod mirror_tags;
 pub mod paths;
+pub mod presign;
 pub mod purge;
 pub mod referrers;
 pub mod retention;
