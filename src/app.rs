@@ -78,6 +78,22 @@ pub struct Config {
     pub offload: Option<Offload>,
 }
 
+/// Where events go (`api::events`): the queue binding, and whether every pull is sent
+/// (`NOTIFY_PULLS`).
+pub struct Events {
+    pub queue: worker::Queue,
+    pub notify_pulls: bool,
+}
+
+impl Events {
+    /// The events configuration: on when the `EVENTS` queue is bound.
+    pub fn from_env(env: &Env) -> Option<Events> {
+        let queue = env.queue("EVENTS").ok()?;
+        let notify_pulls = env.var("NOTIFY_PULLS").is_ok_and(|v| matches!(v.to_string().as_str(), "true" | "1"));
+        Some(Events { queue, notify_pulls })
+    }
+}
+
 /// The offload of huge blob downloads to presigned R2 URLs.
 pub struct Offload {
     pub signer: crate::storage::presign::S3Signer,
@@ -119,7 +135,7 @@ pub struct App {
     /// The registry's public origin (`https://host`), as requests reach it.
     pub origin: String,
     /// Where events go (`EVENTS` queue bound), if anywhere.
-    pub events: Option<crate::api::events::Events>,
+    pub events: Option<Events>,
     /// The authenticated user of the request, for its log line (set by `api::handle`).
     pub caller_name: std::cell::RefCell<Option<String>>,
 }
@@ -181,7 +197,7 @@ impl App {
         Ok(App {
             origin: origin.to_string(),
             caller_name: Default::default(),
-            events: crate::api::events::Events::from_env(env),
+            events: Events::from_env(env),
             r2: R2::new(bucket, meter.clone()),
             edge,
             meter,

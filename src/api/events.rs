@@ -15,21 +15,6 @@ use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::routes::manifest_url;
 
-/// Where events go: the queue binding, and whether every pull is sent (`NOTIFY_PULLS`).
-pub struct Events {
-    pub queue: worker::Queue,
-    pub notify_pulls: bool,
-}
-
-impl Events {
-    /// The events configuration: on when the `EVENTS` queue is bound.
-    pub fn from_env(env: &Env) -> Option<Events> {
-        let queue = env.queue("EVENTS").ok()?;
-        let notify_pulls = env.var("NOTIFY_PULLS").is_ok_and(|v| matches!(v.to_string().as_str(), "true" | "1"));
-        Some(Events { queue, notify_pulls })
-    }
-}
-
 thread_local! {
     static PULLS: RefCell<PullSampler> = RefCell::new(PullSampler::default());
 }
