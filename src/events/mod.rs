@@ -52,16 +52,31 @@ mod tests {
 
     #[test]
     fn pulls_are_sampled_once_an_hour_per_manifest_in_bounded_memory() {
+        assert_eq!(PULL_EVERY_MS, 3_600_000, "an hour");
         let mut s = PullSampler::default();
         assert!(s.admit("a@1", 0));
         assert!(!s.admit("a@1", PULL_EVERY_MS - 1));
         assert!(s.admit("b@1", 5), "another manifest");
         assert!(s.admit("a@1", PULL_EVERY_MS));
-        for i in 0..PULLS_REMEMBERED {
-            s.admit(&format!("k{i}"), 10 * PULL_EVERY_MS);
+
+        // Full: the expired entries go, the live ones stay.
+        let t = 5 * PULL_EVERY_MS;
+        let mut s = PullSampler::default();
+        for i in 0..PULLS_REMEMBERED - 1 {
+            s.admit(&format!("old{i}"), t);
         }
-        assert!(s.last.len() <= PULLS_REMEMBERED);
-        assert!(s.admit("fresh", 10 * PULL_EVERY_MS));
-        assert!(s.last.len() <= PULLS_REMEMBERED);
+        assert!(s.admit("live", t + PULL_EVERY_MS - 1));
+        assert_eq!(s.last.len(), PULLS_REMEMBERED);
+        assert!(s.admit("new", t + PULL_EVERY_MS));
+        assert_eq!(s.last.len(), 2, "the expired went");
+        assert!(!s.admit("live", t + PULL_EVERY_MS), "the live one stayed");
+
+        // Full of live entries: all go.
+        for i in s.last.len()..PULLS_REMEMBERED {
+            s.admit(&format!("fresh{i}"), t + PULL_EVERY_MS);
+        }
+        assert_eq!(s.last.len(), PULLS_REMEMBERED);
+        assert!(s.admit("one more", t + PULL_EVERY_MS));
+        assert_eq!(s.last.len(), 1);
     }
 }

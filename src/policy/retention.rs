@@ -203,6 +203,7 @@ mod tests {
         assert_eq!(r.rule_for(&RepoName::parse("other").unwrap()).unwrap().untagged_after_days, Some(7));
         assert!(Retention::parse(r#"[{"repos": ["ci/*"], "keep_last": 2}]"#).unwrap().rule_for(&RepoName::parse("prod/x").unwrap()).is_none());
         assert!(Retention::default().is_empty());
+        assert!(!r.is_empty());
     }
 
     #[test]

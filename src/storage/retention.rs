@@ -484,13 +484,21 @@ mod tests {
             let rule_for = |n: &RepoName| retention.rule_for(n);
             let mut runs = 0;
             let mut deleted = 0;
+            let mut manifests_deleted = 0;
             loop {
                 runs += 1;
+                if runs == 2 {
+                    // A dry run between two runs judges afresh: it reads no cursor.
+                    let dry = step(&repo.b, &repo.f, NOW, 20, true, &rule_for, &|_, _| None).await.unwrap();
+                    assert_eq!(dry.manifests_scanned, 30 - manifests_deleted, "a snapshot of what is left");
+                    assert!(dry.finished);
+                }
                 let done = step(&repo.b, &repo.f, NOW, 20, false, &rule_for, &|_, _| None).await.unwrap();
                 assert!(done.tags_deleted + done.manifests_deleted > 0 || done.finished, "run {runs} made progress");
                 // Snapshot (catalog, cursor, 2 lists, 30 revision reads) + the budget + one deletion's overshoot.
                 assert!(done.operations <= 34 + 20 + 6, "bounded: {}", done.operations);
                 deleted += done.tags_deleted + done.manifests_deleted;
+                manifests_deleted += done.manifests_deleted;
                 assert_eq!(done.manifests_scanned > 0, runs == 1, "run {runs}: the verdict is carried on, not reached again");
                 if done.finished {
                     break;
@@ -503,7 +511,83 @@ mod tests {
     }
 
     #[test]
+    fn what_a_run_did_is_counted_exactly() {
+        block_on(async {
+            let repo = Repo::new("counted").await;
+            let old = repo.push("old", 1, 20, "").await;
+            repo.push("new", 2, 10, "").await;
+            let retention = rules(r#"[{"repos": ["*"], "keep_last": 1, "untagged_after_days": 7}]"#);
+            let done = run(&repo, &retention, false).await;
+            // Cursor read, catalog page, tags and revisions listings, two revision reads; then
+            // the tag (resolve, 2 deletes) and the manifest (tag index re-check, delete).
+            assert_eq!(
+                done,
+                Retained {
+                    repositories: 1,
+                    tags_scanned: 2,
+                    manifests_scanned: 2,
+                    tags_deleted: 1,
+                    manifests_deleted: 1,
+                    operations: 1 + 1 + 2 + 2 + 3 + 6,
+                    finished: true,
+                    deleted: vec!["counted:old".into(), format!("counted@{old}")],
+                    kept: vec![],
+                }
+            );
+        });
+    }
+
+    #[test]
+    fn a_moved_tag_points_where_its_newest_index_entry_says() {
+        block_on(async {
+            let repo = Repo::new("moved").await;
+            // Each tag first points at one manifest, then moves to another: the revision it
+            // left keeps a stale index entry, older than the current one.
+            let mut left = Vec::new();
+            let mut now_at = Vec::new();
+            for i in 0..6u32 {
+                let tag = format!("t{i}");
+                left.push(repo.push(&tag, 10 + i, 30, "").await);
+                now_at.push(repo.push(&tag, 20 + i, 20, "").await);
+            }
+            // Both listing orders occur: for some tags the stale entry is listed first.
+            assert!(left.iter().zip(&now_at).any(|(a, b)| a.hex() < b.hex()));
+            assert!(left.iter().zip(&now_at).any(|(a, b)| a.hex() > b.hex()));
+            let retention = rules(r#"[{"repos": ["*"], "keep_last": 10, "untagged_after_days": 7}]"#);
+            let done = run(&repo, &retention, false).await;
+            assert!(done.kept.is_empty(), "{:?}", done.kept);
+            for (a, b) in left.iter().zip(&now_at) {
+                assert!(!repo.has(a).await, "the revision a tag left goes");
+                assert!(repo.has(b).await, "the one it points at stays");
+            }
+        });
+    }
+
+    #[test]
+    fn a_tag_without_an_index_entry_is_read_and_an_index_costs_one_more_read() {
+        block_on(async {
+            let repo = Repo::new("legacy").await;
+            let amd = repo.push("", 1, 20, "").await;
+            let index = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{amd}","size":1}}]}}"#
+            );
+            let index = repo.put("multi", index.into_bytes(), 20).await;
+            // A tag written before tag index entries existed: its current link alone.
+            let old_tag = Tag::parse("legacy").unwrap();
+            repo.b.put(&PathSpec::TagCurrent { name: &repo.name, tag: &old_tag }.key(), amd.to_string().into_bytes(), None, PutIf::Always).await.unwrap();
+            let retention = rules(r#"[{"repos": ["*"], "keep_last": 5, "untagged_after_days": 7}]"#);
+            let done = run(&repo, &retention, false).await;
+            // Cursor, catalog, two listings, the legacy tag's link, two revisions, the index's bytes.
+            assert_eq!(done.operations, 1 + 1 + 2 + 1 + 2 + 1);
+            assert_eq!((done.tags_scanned, done.manifests_scanned), (2, 2));
+            assert!(done.deleted.is_empty(), "{:?}", done.deleted);
+            assert!(repo.has(&amd).await && repo.has(&index).await);
+        });
+    }
+
+    #[test]
     fn a_verdict_older_than_an_hour_is_reached_again() {
+        assert_eq!(VERDICT_TTL_MS, 3_600_000, "an hour");
         block_on(async {
             let repo = Repo::new("stale").await;
             for i in 0..10u32 {

@@ -250,6 +250,74 @@ mod tests {
     }
 
     #[test]
+    fn past_a_listing_page_and_at_the_ordering_bound() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let n = RepoName::parse("many").unwrap();
+            let d = Digest::of(Algorithm::Sha256, b"m");
+            let put_tags = |range: std::ops::Range<usize>| {
+                let b = &b;
+                let n = &n;
+                let d = &d;
+                async move {
+                    for i in range {
+                        let tag = Tag::parse(&format!("t{i:05}")).unwrap();
+                        b.put(&PathSpec::TagCurrent { name: n, tag: &tag }.key(), d.to_string().into_bytes(), None, PutIf::Always).await.unwrap();
+                    }
+                }
+            };
+            put_tags(0..crate::storage::MAX_PAGE + 1).await;
+            let (ordered, cut) = tags_by_push(&b, &n).await.unwrap();
+            assert_eq!((ordered.len(), cut), (crate::storage::MAX_PAGE + 1, false), "past one listing page");
+            put_tags(crate::storage::MAX_PAGE + 1..MAX_ORDERED_TAGS + 1).await;
+            let (ordered, cut) = tags_by_push(&b, &n).await.unwrap();
+            assert_eq!((ordered.len(), cut), (MAX_ORDERED_TAGS, true), "at most this many, and said so");
+        });
+    }
+
+    #[test]
+    fn a_tag_whose_manifest_went_is_left_out_and_a_corrupt_one_is_an_error() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
+            let n = RepoName::parse("gone").unwrap();
+            let c = blob(&b, &n, b"{}").await;
+            put(&b, &f, &n, "here", image(&c, 2, &[])).await;
+            // Listed, but its manifest was deleted meanwhile.
+            let tag = Tag::parse("dangling").unwrap();
+            let absent = Digest::of(Algorithm::Sha256, b"deleted");
+            b.put(&PathSpec::TagCurrent { name: &n, tag: &tag }.key(), absent.to_string().into_bytes(), None, PutIf::Always).await.unwrap();
+            let page = tags_page(&b, &f, &n, 0, 10).await.unwrap();
+            assert_eq!(page.tags.iter().map(|t| t.tag.as_str()).collect::<Vec<_>>(), ["here"]);
+            assert_eq!(page.total, 2);
+            // A link that is no digest at all is a fault, not a missing tag.
+            b.put(&PathSpec::TagCurrent { name: &n, tag: &tag }.key(), b"garbage".to_vec(), None, PutIf::Always).await.unwrap();
+            assert!(tags_page(&b, &f, &n, 0, 10).await.is_err());
+        });
+    }
+
+    #[test]
+    fn a_child_whose_bytes_are_lost_is_a_fault_not_a_missing_child() {
+        block_on(async {
+            let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
+            let n = RepoName::parse("lost").unwrap();
+            let c = blob(&b, &n, b"{}").await;
+            let bytes = image(&c, 2, &[]);
+            let by_digest = Digest::of(Algorithm::Sha256, &bytes).to_string();
+            let child = put(&b, &f, &n, &by_digest, bytes).await;
+            let index = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+            );
+            put(&b, &f, &n, "multi", index.into_bytes()).await;
+            assert_eq!(tags_page(&b, &f, &n, 0, 10).await.unwrap().tags[0].size, Some(0));
+            // The child's revision is there, its bytes are not: storage is broken, say so.
+            let rev = manifests::revision(&b, &n, &child).await.unwrap().unwrap();
+            b.delete(&[rev.object_key(&child)]).await.unwrap();
+            let uncached = MemoryFacts::new(0);
+            assert!(tags_page(&b, &uncached, &n, 0, 10).await.is_err());
+        });
+    }
+
+    #[test]
     fn missing_children_and_configs_are_unknown() {
         block_on(async {
             let (b, f) = (MemoryBucket::new(), MemoryFacts::new(0));
