@@ -337,6 +337,15 @@ mod tests {
             put(&b, &f, &n, "big", image(&c, big_config.len(), &[(l, 5)])).await;
             let big = tags_page(&b, &f, &n, 0, 10).await.unwrap().tags.into_iter().find(|t| t.tag == "big").unwrap();
             assert_eq!((big.size, big.created), (Some(5), None));
+            // Exactly at the bound it is still read.
+            let head = r#"{"created":"2026-02-02T00:00:00Z","pad":""#;
+            let at_bound = format!("{head}{}\"}}", "y".repeat(MAX_CONFIG_BYTES as usize - head.len() - 2));
+            assert_eq!(at_bound.len() as u64, MAX_CONFIG_BYTES);
+            let c = blob(&b, &n, at_bound.as_bytes()).await;
+            let l = blob(&b, &n, b"layer 2").await;
+            put(&b, &f, &n, "bound", image(&c, at_bound.len(), &[(l, 7)])).await;
+            let bound = tags_page(&b, &f, &n, 0, 10).await.unwrap().tags.into_iter().find(|t| t.tag == "bound").unwrap();
+            assert_eq!(bound.created.as_deref(), Some("2026-02-02T00:00:00Z"));
         });
     }
 }
