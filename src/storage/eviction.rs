@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::facts::FactCache;
 use super::paths::PathSpec;
-use super::{catalog, manifests, Bucket, PutIf};
+use super::{catalog, cursor, manifests, Bucket, PutIf};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
 use crate::oci::name::{Reference, RepoName};
@@ -73,13 +73,9 @@ where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
 {
-    let key = PathSpec::EvictionCursor.key();
-    let mut cursor: Cursor = match bucket.get(&key).await? {
-        Some((bytes, _)) if !dry_run => serde_json::from_slice(&bytes).unwrap_or_default(),
-        _ => Cursor::default(),
-    };
+    let mut cursor: Cursor = cursor::load(bucket, &PathSpec::EvictionCursor, dry_run).await?;
     let mut out = Evicted::default();
-    let mut ops = 1u64;
+    let mut ops = u64::from(!dry_run);
     let today = now / DAY_MS;
     'repos: loop {
         let page = catalog::repositories(bucket, cursor.after_repo.as_deref(), 100).await?;
@@ -133,13 +129,7 @@ where
             break;
         }
     }
-    if !dry_run {
-        if out.finished {
-            bucket.delete(&[key]).await?;
-        } else {
-            bucket.put(&key, serde_json::to_vec(&cursor).expect("serializable"), None, PutIf::Always).await?;
-        }
-    }
+    cursor::save(bucket, &PathSpec::EvictionCursor, &cursor, out.finished, dry_run).await?;
     Ok(out)
 }
 

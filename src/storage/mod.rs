@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod catalog;
+pub mod cursor;
 pub mod chunking;
 pub mod eviction;
 pub mod facts;

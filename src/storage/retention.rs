@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::facts::{self, FactCache};
 use super::paths::PathSpec;
-use super::{catalog, manifests, tags, Bucket, PutIf};
+use super::{catalog, cursor, manifests, tags, Bucket};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
 use crate::oci::manifest::{self, DOCKER_LIST, OCI_INDEX};
@@ -91,12 +91,8 @@ where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
 {
-    let key = PathSpec::RetentionCursor.key();
-    let mut cursor: Cursor = match bucket.get(&key).await? {
-        Some((bytes, _)) if !dry_run => serde_json::from_slice(&bytes).unwrap_or_default(),
-        _ => Cursor::default(),
-    };
-    let mut out = Retained { operations: 1, ..Default::default() };
+    let mut cursor: Cursor = cursor::load(bucket, &PathSpec::RetentionCursor, dry_run).await?;
+    let mut out = Retained { operations: u64::from(!dry_run), ..Default::default() };
     'repos: loop {
         let page = catalog::repositories(bucket, cursor.after_repo.as_deref(), 100).await?;
         out.operations += 1;
@@ -138,13 +134,7 @@ where
             break;
         }
     }
-    if !dry_run {
-        if out.finished {
-            bucket.delete(&[key]).await?;
-        } else {
-            bucket.put(&key, serde_json::to_vec(&cursor).expect("serializable"), None, PutIf::Always).await?;
-        }
-    }
+    cursor::save(bucket, &PathSpec::RetentionCursor, &cursor, out.finished, dry_run).await?;
     Ok(out)
 }
 
@@ -278,7 +268,7 @@ mod tests {
     use crate::policy::retention::Retention;
     use crate::storage::blobs;
     use crate::storage::memory::{MemoryBucket, MemoryFacts};
-    use crate::storage::{Listing, ObjectInfo};
+    use crate::storage::{Listing, ObjectInfo, PutIf};
     use async_trait::async_trait;
     use futures_executor::block_on;
     use std::cell::RefCell;
