@@ -44,10 +44,7 @@ mod entry {
         if !crate::routes::is_api_path(&path) && crate::app::ui_enabled(&env) {
             if let Some(resp) = api::ui::asset(&env, req.clone()?, &path).await {
                 log.route = "ui";
-                log.status = resp.status_code();
-                log.duration_ms = js_sys::Date::now() as u64 - started;
-                worker::console_log!("{}", log.line());
-                record_metric(&env, &log);
+                report(&env, log, &resp, started);
                 return Ok(resp);
             }
         }
@@ -91,18 +88,18 @@ mod entry {
                 });
             }
         }
+        report(&env, log, &resp, started);
+        Ok(resp)
+    }
+
+    /// Completes the request's log line from its response and writes it, and its data point to
+    /// the `METRICS` dataset when one is bound (a failed write never fails the request).
+    fn report(env: &Env, mut log: RequestLog, resp: &Response, started: u64) {
         log.status = resp.status_code();
         log.bytes_out = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse().ok());
         log.upstream = resp.headers().get(crate::mirror::freshness::HEADER).ok().flatten();
         log.duration_ms = (js_sys::Date::now() as u64).saturating_sub(started);
         worker::console_log!("{}", log.line());
-        record_metric(&env, &log);
-        Ok(resp)
-    }
-
-    /// Writes the request's data point to the `METRICS` dataset, when one is bound (no-op
-    /// otherwise; a failed write never fails the request).
-    fn record_metric(env: &Env, log: &RequestLog) {
         let Ok(dataset) = env.analytics_engine("METRICS") else { return };
         let m = log.metric();
         let point = worker::AnalyticsEngineDataPointBuilder::new().indexes([m.index.as_str()]).blobs(m.blobs).doubles(m.doubles);
