@@ -122,12 +122,15 @@ pub fn next_page_link(page: &crate::storage::listing::Page, path: &str, n: usize
 
 /// `n` and `last` of a paginated list; `n` absent means one full page.
 pub fn pagination(cx: &Context<'_>) -> Result<(usize, Option<String>)> {
-    let n = match cx.query("n") {
-        None | Some("") => crate::storage::MAX_PAGE,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| RegistryError::new(Code::PaginationNumberInvalid, format!("invalid n={v:?}")))?
-            .min(crate::storage::MAX_PAGE),
-    };
+    let n = query_number(cx, "n", crate::storage::MAX_PAGE)?.min(crate::storage::MAX_PAGE);
     Ok((n, cx.query("last").filter(|l| !l.is_empty()).map(str::to_string)))
+}
+
+/// The number in query parameter `key` (`default` when absent or empty), or
+/// PAGINATION_NUMBER_INVALID.
+pub fn query_number(cx: &Context<'_>, key: &str, default: usize) -> Result<usize> {
+    match cx.query(key) {
+        None | Some("") => Ok(default),
+        Some(v) => v.parse().map_err(|_| RegistryError::new(Code::PaginationNumberInvalid, format!("invalid {key}={v:?}"))),
+    }
 }

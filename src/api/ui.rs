@@ -9,10 +9,10 @@
 use serde_json::json;
 use worker::{Env, Headers, Request, Response};
 
-use super::json_reply;
+use super::{json_reply, query_number};
 use crate::app::Context;
 use crate::auth::Action;
-use crate::oci::error::{Code, RegistryError, Result};
+use crate::oci::error::Result;
 use crate::oci::name::RepoName;
 use crate::routes::asset_cache_control;
 use crate::storage::summaries;
@@ -44,16 +44,9 @@ pub fn info(cx: &Context<'_>) -> Result<Response> {
     )
 }
 
-fn number(cx: &Context<'_>, key: &str, default: usize) -> Result<usize> {
-    match cx.query(key) {
-        None | Some("") => Ok(default),
-        Some(v) => v.parse().map_err(|_| RegistryError::new(Code::PaginationNumberInvalid, format!("invalid {key}={v:?}"))),
-    }
-}
-
 pub async fn tags(cx: &Context<'_>, name: &RepoName, mirrored: bool) -> Result<Response> {
-    let n = number(cx, "n", DEFAULT_TAGS)?.min(MAX_TAGS);
-    let offset = number(cx, "offset", 0)?;
+    let n = query_number(cx, "n", DEFAULT_TAGS)?.min(MAX_TAGS);
+    let offset = query_number(cx, "offset", 0)?;
     let page = summaries::tags_page(&cx.app.r2, &cx.app.edge, name, offset, n).await?;
     let auth = &cx.app.config.auth;
     let actions = cx.caller.actions_on(auth, name);
