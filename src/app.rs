@@ -89,8 +89,7 @@ impl Events {
     /// The events configuration: on when the `EVENTS` queue is bound.
     pub fn from_env(env: &Env) -> Option<Events> {
         let queue = env.queue("EVENTS").ok()?;
-        let notify_pulls = env.var("NOTIFY_PULLS").is_ok_and(|v| matches!(v.to_string().as_str(), "true" | "1"));
-        Some(Events { queue, notify_pulls })
+        Some(Events { queue, notify_pulls: Settings(env).flag("NOTIFY_PULLS") })
     }
 }
 
@@ -140,6 +139,13 @@ pub struct App {
     pub caller_name: std::cell::RefCell<Option<String>>,
 }
 
+impl App {
+    /// The registry's host, as requests reach it.
+    pub fn host(&self) -> &str {
+        host_of(&self.origin)
+    }
+}
+
 /// Reads configuration: vars (an empty one counts as unset) and secrets (falling back to a var
 /// of the same name, for local runs).
 struct Settings<'a>(&'a Env);
@@ -160,6 +166,16 @@ impl Settings<'_> {
     fn seconds(&self, name: &str, default: u32) -> u32 {
         self.number(name).map(|n| n.min(u32::MAX as u64) as u32).unwrap_or(default)
     }
+
+    /// A switch that is on when set to `true` or `1`.
+    fn flag(&self, name: &str) -> bool {
+        self.var(name).is_some_and(|v| v == "true" || v == "1")
+    }
+}
+
+/// The host (and port) of an origin (`https://host[:port]`).
+fn host_of(origin: &str) -> &str {
+    origin.split("://").nth(1).unwrap_or(origin)
 }
 
 impl App {
@@ -266,7 +282,7 @@ fn auth_config(settings: &Settings<'_>, origin: &str, upload_secret: &str) -> Re
         None => Rules::authenticated_only(),
     };
     let token_secret = settings.secret("TOKEN_SECRET").unwrap_or_else(|| format!("{upload_secret}/token"));
-    let host = origin.split("://").nth(1).unwrap_or(origin).to_string();
+    let host = host_of(origin).to_string();
     Ok(AuthConfig {
         users,
         rules,
@@ -274,7 +290,7 @@ fn auth_config(settings: &Settings<'_>, origin: &str, upload_secret: &str) -> Re
         service: settings.var("AUTH_SERVICE").unwrap_or(host),
         realm: format!("{origin}{TOKEN_PATH}"),
         token_ttl: settings.number("TOKEN_TTL_SECONDS").unwrap_or(DEFAULT_TOKEN_TTL),
-        read_only: settings.var("READ_ONLY").is_some_and(|v| v == "true" || v == "1"),
+        read_only: settings.flag("READ_ONLY"),
         admins: settings
             .var("ADMIN_USERS")
             .map(|v| v.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect())

@@ -38,7 +38,7 @@ pub fn emit(cx: &Context<'_>, what: Happened<'_>) {
         return;
     }
     let header = |name: &str| cx.header(name).unwrap_or_default();
-    let host = cx.app.origin.split("://").nth(1).unwrap_or(&cx.app.origin).to_string();
+    let host = cx.app.host().to_string();
     let event = Event {
         id: cx.new_id(),
         timestamp: String::from(js_sys::Date::new(&JsValue::from_f64(now as f64)).to_iso_string()),
