@@ -11,12 +11,17 @@ use super::facts::{FactCache, Lifetime};
 use super::{Bucket, Listing, ObjectInfo, PutIf};
 use crate::oci::error::Result;
 
+/// One object: its bytes, its etag, and when it was written (the time set by
+/// [`MemoryBucket::set_now`], else the put's sequence number: a logical clock).
+struct Stored {
+    bytes: Vec<u8>,
+    etag: String,
+    written: u64,
+}
+
 #[derive(Default)]
 pub struct MemoryBucket {
-    objects: RefCell<BTreeMap<String, (Vec<u8>, String)>>,
-    /// When each object was written: the time set by [`MemoryBucket::set_now`], else the put's
-    /// sequence number (a logical clock).
-    written: RefCell<BTreeMap<String, u64>>,
+    objects: RefCell<BTreeMap<String, Stored>>,
     now: RefCell<Option<u64>>,
     next_etag: RefCell<u64>,
     reads: RefCell<u64>,
@@ -74,7 +79,7 @@ impl Bucket for MemoryBucket {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         self.turn().await;
         *self.reads.borrow_mut() += 1;
-        Ok(self.objects.borrow().get(key).cloned())
+        Ok(self.objects.borrow().get(key).map(|o| (o.bytes.clone(), o.etag.clone())))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
@@ -84,13 +89,13 @@ impl Bucket for MemoryBucket {
             .objects
             .borrow()
             .get(key)
-            .map(|(b, e)| ObjectInfo { key: key.to_string(), size: b.len() as u64, etag: e.clone() }))
+            .map(|o| ObjectInfo { key: key.to_string(), size: o.bytes.len() as u64, etag: o.etag.clone() }))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, _ct: Option<&str>, cond: PutIf) -> Result<Option<String>> {
         self.turn().await;
         let mut objects = self.objects.borrow_mut();
-        let current = objects.get(key).map(|(_, e)| e);
+        let current = objects.get(key).map(|o| &o.etag);
         let allowed = match &cond {
             PutIf::Always => true,
             PutIf::EtagMatches(want) => current == Some(want),
@@ -102,8 +107,8 @@ impl Bucket for MemoryBucket {
         let mut n = self.next_etag.borrow_mut();
         *n += 1;
         let etag = format!("e{n}");
-        objects.insert(key.to_string(), (bytes, etag.clone()));
-        self.written.borrow_mut().insert(key.to_string(), self.now.borrow().unwrap_or(*n));
+        let written = self.now.borrow().unwrap_or(*n);
+        objects.insert(key.to_string(), Stored { bytes, etag: etag.clone(), written });
         Ok(Some(etag))
     }
 
@@ -125,17 +130,15 @@ impl Bucket for MemoryBucket {
             Some(s) if s >= prefix => Bound::Excluded(s.to_string()),
             _ => Bound::Included(prefix.to_string()),
         };
-        let mut keys: Vec<String> = objects
+        let mut found: Vec<(String, u64)> = objects
             .range((from, Bound::Unbounded))
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(prefix))
+            .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit + 1)
-            .cloned()
+            .map(|(k, o)| (k.clone(), o.written))
             .collect();
-        let truncated = keys.len() > limit;
-        keys.truncate(limit);
-        let written = self.written.borrow();
-        let uploaded = keys.iter().map(|k| written.get(k).copied().unwrap_or(0)).collect();
+        let truncated = found.len() > limit;
+        found.truncate(limit);
+        let (keys, uploaded) = found.into_iter().unzip();
         Ok(Listing { keys, uploaded, truncated })
     }
 }
