@@ -29,7 +29,7 @@ pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Res
     let policies = lifecycle::Policies {
         evict_after: if evicts { Some(&evict_after) } else { None },
         retention: if retention.is_empty() { None } else { Some(&rule_for) },
-        immutable: Some(&immutable),
+        immutable: &immutable,
     };
     let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg, &policies).await?;
     for digest in &summary.deleted {

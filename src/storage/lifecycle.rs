@@ -12,26 +12,25 @@ use super::facts::FactCache;
 use super::gc::{self, GcState, Phase, Stats};
 use super::paths::PathSpec;
 use super::purge::{self, Purged};
-use super::retention::{self, Retained, RuleFor};
+use super::retention::{self, ImmutableFor, Retained, RuleFor};
 use super::uploads::{Uploads, DEFAULT_LEASE_MS};
 use super::{Bucket, PutIf};
 use crate::oci::digest::Digest;
 use crate::oci::error::Result;
-use crate::oci::name::{RepoName, Tag};
+use crate::oci::name::RepoName;
 
 /// How long a repository keeps a mirrored manifest nobody pulls (ms; None: not evicted).
 pub type EvictAfter<'a> = &'a dyn Fn(&RepoName) -> Option<u64>;
 
 /// The policies a run applies besides purging uploads and collecting garbage; a step whose
 /// policy is absent is skipped (and costs nothing).
-#[derive(Default)]
 pub struct Policies<'a> {
     /// Mirror eviction: how long each repository keeps what nobody pulls.
     pub evict_after: Option<EvictAfter<'a>>,
     /// Retention: the rule of each repository.
     pub retention: Option<RuleFor<'a>>,
     /// Immutable tags (never deleted by retention): the rule naming a tag, if any.
-    pub immutable: Option<&'a dyn Fn(&RepoName, &Tag) -> Option<String>>,
+    pub immutable: ImmutableFor<'a>,
 }
 
 /// How long a run holds the collection before another may take it over (ms).
@@ -155,9 +154,7 @@ where
         budget -= cfg.budget / 4;
     }
     if let Some(rule_for) = policies.retention {
-        let not_immutable = |_: &RepoName, _: &Tag| None;
-        let immutable = policies.immutable.unwrap_or(&not_immutable);
-        let step = retention::step(bucket, facts, now, cfg.budget / 4, cfg.dry_run, rule_for, immutable).await?;
+        let step = retention::step(bucket, facts, now, cfg.budget / 4, cfg.dry_run, rule_for, policies.immutable).await?;
         budget = budget.saturating_sub(step.operations.max(cfg.budget / 4)).max(cfg.budget / 4);
         summary.retention = Some(step);
     }

@@ -37,6 +37,9 @@ use crate::policy::retention::{judge, Rule, SeenManifest, SeenTag};
 /// The rule for a repository (None: retention does not apply to it).
 pub type RuleFor<'a> = &'a dyn Fn(&RepoName) -> Option<&'a Rule>;
 
+/// The immutable-tag rule naming a tag of a repository, if any (such a tag never goes).
+pub type ImmutableFor<'a> = &'a dyn Fn(&RepoName, &Tag) -> Option<String>;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursor {
     /// The catalog entry before the repository to judge next (None: from the start).
@@ -86,7 +89,7 @@ pub struct Retained {
 /// judged, and may spend `budget` on deletions after its snapshot, so every run makes progress;
 /// the rest of the verdict of a repository left midway is carried on by the next run (for up
 /// to [`VERDICT_TTL_MS`], each deletion re-checked; after that it is judged again).
-pub async fn step<B, F>(bucket: &B, facts: &F, now: u64, budget: u64, dry_run: bool, rule_for: RuleFor<'_>, immutable: &dyn Fn(&RepoName, &Tag) -> Option<String>) -> Result<Retained>
+pub async fn step<B, F>(bucket: &B, facts: &F, now: u64, budget: u64, dry_run: bool, rule_for: RuleFor<'_>, immutable: ImmutableFor<'_>) -> Result<Retained>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
@@ -140,7 +143,7 @@ where
 
 /// Deletes one doomed tag or manifest of `name` (in a dry run, only reports it), unless it
 /// changed since it was judged or is immutable; records what it did in `out`.
-async fn apply<B, F>(bucket: &B, facts: &F, name: &RepoName, doomed: Doomed, dry_run: bool, immutable: &dyn Fn(&RepoName, &Tag) -> Option<String>, out: &mut Retained) -> Result<()>
+async fn apply<B, F>(bucket: &B, facts: &F, name: &RepoName, doomed: Doomed, dry_run: bool, immutable: ImmutableFor<'_>, out: &mut Retained) -> Result<()>
 where
     B: Bucket + ?Sized,
     F: FactCache + ?Sized,
