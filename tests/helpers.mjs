@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import assert from "node:assert/strict";
 import { startRegistry } from "../miniflare/registry.mjs";
 
 // The worker's request log lines (one JSON object per request) are kept in `requestLogs`,
@@ -70,6 +71,21 @@ export async function registry(extra = {}) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+// A registry started with `settings` that must refuse to serve (configuration that does not
+// parse, or is incomplete: closed, not open): every request is 500 UNKNOWN. `more(reg)` may
+// check further requests before it is closed.
+export async function assertFailsClosed(settings, more = async () => {}) {
+  const bad = await registry(settings);
+  try {
+    const res = await bad.fetch("/v2/");
+    assert.equal(res.status, 500);
+    assert.equal((await res.json()).errors[0].code, "UNKNOWN");
+    await more(bad);
+  } finally {
+    await bad.close();
+  }
 }
 
 export const sha256 = (buf) => "sha256:" + createHash("sha256").update(buf).digest("hex");
