@@ -1,6 +1,8 @@
 // Starts the built worker (build/index.js) on the emulator with the same bindings as
 // wrangler.toml: R2 bucket BLOBS, KV namespace META, and the edge cache, persisted under `dataDir`,
 // and the web UI's files (build/ui) as the assets binding ASSETS, the worker running first.
+// The storage totals' Durable Object (class RegistryStats, SQLite) is bound as STATS and persisted
+// there too, as wrangler.toml's [[durable_objects.bindings]] binds it (`stats: false` leaves it out).
 // With WEBHOOK_URL set, the events queue runs too: producer binding EVENTS, consumed by the same
 // worker (batches of up to 10, sent within a second), as wrangler.toml's [[queues]] would bind it.
 import { Miniflare } from "miniflare";
@@ -11,7 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 // `onLog(level, message)`, if given, receives the worker's log lines instead of the console
 // (tests keep the request log lines to assert on them, and print the rest).
-export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog } = {}) {
+export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog, stats = true } = {}) {
   const events = bindings.WEBHOOK_URL
     ? {
         queueProducers: { EVENTS: { queueName: "registry-events" } },
@@ -22,7 +24,11 @@ export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog } 
   // METRICS_DATASET names a Workers Analytics Engine dataset to bind as METRICS (wrangler.toml's
   // [[analytics_engine_datasets]]); the emulator accepts the writes and keeps nothing.
   const metrics = bindings.METRICS_DATASET ? { analyticsEngineDatasets: { METRICS: { dataset: bindings.METRICS_DATASET } } } : {};
+  const durable = stats
+    ? { durableObjects: { STATS: { className: "RegistryStats", useSQLite: true } }, durableObjectsPersist: join(dataDir, "do") }
+    : {};
   const mf = new Miniflare({
+    ...durable,
     ...events,
     ...logs,
     ...metrics,

@@ -16,6 +16,8 @@ use crate::routes::TOKEN_PATH;
 use crate::storage::edge::Edge;
 use crate::storage::lifecycle::LifecycleConfig;
 use crate::storage::meter::Meter;
+use crate::storage::stats::Ledger;
+use crate::storage::stats_object;
 use crate::storage::r2::R2;
 use crate::auth::upload_url::UploadUrlKey;
 use crate::mirror::config::Upstreams;
@@ -130,6 +132,10 @@ pub struct App {
     pub r2: R2,
     pub edge: Edge,
     pub meter: Rc<Meter>,
+    /// The request's changes to the storage totals, noted by `r2` (on when `STATS` is bound).
+    pub ledger: Rc<Ledger>,
+    /// The storage totals' store (`STATS`), if bound.
+    pub stats: Option<Rc<stats_object::StatsStore>>,
     pub config: Config,
     /// The registry's public origin (`https://host`), as requests reach it.
     pub origin: String,
@@ -202,6 +208,8 @@ impl App {
             None => Retention::default(),
         };
         let meter = Rc::new(Meter::new());
+        let stats = stats_object::bound(env).map(Rc::new);
+        let ledger = Rc::new(Ledger::new(stats.is_some()));
         let edge = Edge::new(
             origin,
             env.kv("META").ok(),
@@ -214,9 +222,11 @@ impl App {
             origin: origin.to_string(),
             caller_name: Default::default(),
             events: Events::from_env(env),
-            r2: R2::new(bucket, meter.clone()),
+            r2: R2::new(bucket, meter.clone(), ledger.clone()),
             edge,
             meter,
+            ledger,
+            stats,
             config: Config {
                 auth,
                 lifecycle: LifecycleConfig {

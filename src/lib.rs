@@ -62,7 +62,7 @@ mod entry {
             let query = query_pairs(url.query().unwrap_or(""));
             let resp = api::handle(route, &app, req, query).await;
             log.user = app.caller_name.take();
-            finish = Some((app.meter.clone(), app.edge.take_pending()));
+            finish = Some((app.meter.clone(), app.edge.take_pending(), app.stats.clone().map(|s| (s, app.ledger.clone()))));
             resp
         }
         .await;
@@ -78,15 +78,19 @@ mod entry {
         };
         // Before the answer goes out: an unread body would cost the client its connection.
         api::drain::unread_body(&raw, drain_limit).await;
-        if let Some((meter, pending)) = finish {
+        if let Some((meter, pending, stats)) = finish {
             log.ops = meter.summary();
             resp.headers_mut().set(meter::HEADER, &log.ops)?;
-            // Cache fills finish after the response.
-            for p in pending {
-                ctx.wait_until(async move {
+            // Cache fills and mirror commits finish after the response; then the storage totals
+            // take every change the request made, theirs included.
+            ctx.wait_until(async move {
+                for p in pending {
                     let _ = wasm_bindgen_futures::JsFuture::from(p).await;
-                });
-            }
+                }
+                if let Some((store, ledger)) = stats {
+                    send_changes(&store, &ledger).await;
+                }
+            });
         }
         report(&env, log, &resp, started);
         Ok(resp)
@@ -108,6 +112,16 @@ mod entry {
         }
     }
 
+    /// Sends the changes noted in `ledger` to the storage totals (`storage::stats`); a failure
+    /// is logged with how many changes the totals missed (the daily recount repairs them).
+    async fn send_changes(store: &crate::storage::stats_object::StatsStore, ledger: &crate::storage::stats::Ledger) {
+        use crate::storage::stats::TallyStore;
+        let changes = ledger.take();
+        if let Err(e) = store.apply(&changes).await {
+            worker::console_error!("stats: {} changes not recorded: {e}", changes.len());
+        }
+    }
+
     /// The queue consumer: delivers events to the webhook (`api::events::deliver`).
     #[event(queue)]
     async fn queue(batch: worker::MessageBatch<crate::events::envelope::Event>, env: Env, _ctx: WorkerContext) -> Result<()> {
@@ -121,7 +135,11 @@ mod entry {
         let origin = env.var("REGISTRY_ORIGIN").map(|v| v.to_string()).unwrap_or_else(|_| "http://localhost".into());
         let outcome = async {
             let app = App::from_env(&env, &origin)?;
-            api::admin::run(&app, js_sys::Date::now() as u64, false, None).await
+            let run = api::admin::run(&app, js_sys::Date::now() as u64, false, None).await;
+            if let Some(store) = &app.stats {
+                send_changes(store, &app.ledger).await;
+            }
+            run
         }
         .await;
         if let Err(e) = outcome {

@@ -1,5 +1,5 @@
 //! URL → typed route, and the registry URLs handlers send back (Location, Link).
-//! Besides `/v2/...`, the token endpoint `/token` and `/admin/lifecycle` are routes; every other
+//! Besides `/v2/...`, the token endpoint `/token`, `/admin/lifecycle` and `/admin/stats` are routes; every other
 //! path belongs to the web UI's static assets ([`is_api_path`], [`asset_cache_control`]).
 //!
 //! Repository names may contain '/', so paths are parsed from the end: the suffixes
@@ -16,6 +16,8 @@ pub enum Route {
     Token,
     /// `/admin/lifecycle`: run the lifecycle work now (admins only).
     Lifecycle,
+    /// `/admin/stats`: storage totals per repository (admins only).
+    Stats,
     /// `/v2/`
     Base,
     /// `/v2/_catalog`
@@ -46,7 +48,7 @@ impl Route {
     /// The repository the route addresses, if any.
     pub fn name(&self) -> Option<&RepoName> {
         match self {
-            Route::Token | Route::Lifecycle | Route::Base | Route::Catalog | Route::UiInfo => None,
+            Route::Token | Route::Lifecycle | Route::Stats | Route::Base | Route::Catalog | Route::UiInfo => None,
             Route::Tags { name }
             | Route::Manifest { name, .. }
             | Route::InvalidManifestRef { name, .. }
@@ -65,6 +67,7 @@ impl Route {
         match self {
             Route::Token => "token",
             Route::Lifecycle => "lifecycle",
+            Route::Stats => "stats",
             Route::Base => "base",
             Route::Catalog => "catalog",
             Route::Tags { .. } => "tags",
@@ -90,6 +93,9 @@ impl Route {
         }
         if path == "/admin/lifecycle" {
             return Ok(Route::Lifecycle);
+        }
+        if path == "/admin/stats" {
+            return Ok(Route::Stats);
         }
         let rest = match path.strip_prefix("/v2") {
             Some("") | Some("/") => return Ok(Route::Base),
@@ -228,6 +234,7 @@ mod tests {
         for (path, kind) in [
             ("/token", "token"),
             ("/admin/lifecycle", "lifecycle"),
+            ("/admin/stats", "stats"),
             ("/v2/", "base"),
             ("/v2/_catalog", "catalog"),
             ("/v2/a/tags/list", "tags"),
@@ -277,6 +284,7 @@ mod tests {
         assert_eq!(Route::parse("/v2/").unwrap(), Route::Base);
         assert_eq!(Route::parse("/token").unwrap(), Route::Token);
         assert_eq!(Route::parse("/admin/lifecycle").unwrap(), Route::Lifecycle);
+        assert_eq!(Route::parse("/admin/stats").unwrap(), Route::Stats);
         assert_eq!(Route::parse("/v2").unwrap(), Route::Base);
         assert_eq!(Route::parse("/v2/_catalog").unwrap(), Route::Catalog);
         assert_eq!(Route::parse("/v2/a/b/tags/list").unwrap(), Route::Tags { name: name("a/b") });

@@ -20,13 +20,14 @@ export function logSink(requestLogs, workerLogs = []) {
   };
 }
 
-export async function registry(extra = {}) {
+// `options.stats: false` starts it without the storage totals' Durable Object.
+export async function registry(extra = {}, { stats = true } = {}) {
   const bindings = { UPLOAD_SECRET: "test-secret", ...extra };
   const dataDir = mkdtempSync(join(tmpdir(), "registry-test-"));
   const requestLogs = [];
   const workerLogs = [];
   const onLog = logSink(requestLogs, workerLogs);
-  const r = await startRegistry({ port: 0, dataDir, bindings, onLog });
+  const r = await startRegistry({ port: 0, dataDir, bindings, onLog, stats });
   const url = (p) => (p.startsWith("http") ? p : r.url + p);
   return {
     url: r.url,
@@ -56,8 +57,10 @@ export async function registry(extra = {}) {
     async stop() {
       await r.mf.dispose();
     },
-    async start() {
-      const again = await startRegistry({ port: 0, dataDir, bindings, onLog });
+    // Starts it again on the same data; `stats` says whether the totals' store is bound now.
+    async start(options = {}) {
+      if (options.stats !== undefined) stats = options.stats;
+      const again = await startRegistry({ port: 0, dataDir, bindings, onLog, stats });
       r.mf = again.mf;
       r.url = again.url;
       this.url = again.url;

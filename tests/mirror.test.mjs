@@ -114,6 +114,10 @@ test("a cold pull fills storage from the upstream once; later pulls never ask it
   const part = await mirror.fetch(`/v2/hub/cold/blobs/${digest}`, { headers: { range: "bytes=10-19" } });
   assert.equal(part.status, 206);
   assert.deepEqual(Buffer.from(await part.arrayBuffer()), layer.subarray(10, 20));
+  // The storage totals count what the pulls stored: the manifest, its tag, the one layer pulled.
+  const cold = async () => (await (await mirror.fetch("/admin/stats")).json()).repositories.find((r) => r.name === "hub/cold");
+  await eventually(async () => (await cold())?.blobs === 1, "the fill is counted");
+  assert.deepEqual(await cold(), { name: "hub/cold", blobs: 1, blob_bytes: layer.length, manifests: 1, manifest_bytes: image.manifest.length, tags: 1 });
 });
 
 test("a HEAD of a blob not stored asks the upstream for its length and stores nothing", async () => {

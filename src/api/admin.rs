@@ -1,5 +1,5 @@
 //! `POST /admin/lifecycle[?dry_run=true][&budget=N]`: runs the lifecycle work (upload purge,
-//! mirror eviction, retention, garbage collection step) now and answers its summary as JSON. The cron trigger runs the
+//! mirror eviction, retention, the storage totals' recount, garbage collection step) now and answers its summary as JSON. The cron trigger runs the
 //! same [`run`].
 
 use worker::Response;
@@ -31,7 +31,8 @@ pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Res
         retention: if retention.is_empty() { None } else { Some(&rule_for) },
         immutable: &immutable,
     };
-    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg, &policies).await?;
+    let totals = app.stats.as_deref().map(|s| s as &dyn crate::storage::stats::TallyStore);
+    let mut summary = lifecycle::run(&app.r2, &app.edge, &app.r2, now, &cfg, &policies, totals).await?;
     for digest in &summary.deleted {
         app.edge.forget_blob(digest).await;
     }

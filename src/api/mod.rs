@@ -10,6 +10,7 @@ pub mod events;
 mod manifests;
 mod mirror;
 mod referrers;
+mod stats;
 mod tags;
 mod token;
 pub mod ui;
@@ -52,6 +53,7 @@ pub async fn handle(route: Route, app: &App, req: Request, query: Vec<(String, S
     match (route, method) {
         (Route::Token, Method::Get) => token::get(&cx).await,
         (Route::Lifecycle, Method::Post) => admin::post(&cx).await,
+        (Route::Stats, Method::Get) => stats::get(&cx).await,
         (Route::Base, Method::Get | Method::Head) => base::get(),
         (Route::Catalog, Method::Get) => catalog::get(&cx).await,
         (Route::UiInfo, Method::Get) => ui::info(&cx),

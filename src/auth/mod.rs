@@ -125,7 +125,7 @@ pub fn need(route: &Route, method: &str) -> Need {
     let repo = |name: &RepoName, action| Need::Repo { name: name.clone(), action };
     match route {
         Route::Token | Route::UiInfo => Need::Nothing,
-        Route::Lifecycle => Need::Admin,
+        Route::Lifecycle | Route::Stats => Need::Admin,
         Route::Base => Need::Login,
         Route::Catalog => Need::Catalog,
         Route::Tags { name } | Route::Referrers { name, .. } | Route::UiTags { name } => repo(name, Action::Pull),
@@ -163,6 +163,7 @@ mod tests {
         assert_eq!(need(&r("/v2/"), "GET"), Need::Login);
         assert_eq!(need(&r("/token"), "GET"), Need::Nothing);
         assert_eq!(need(&r("/admin/lifecycle"), "POST"), Need::Admin);
+        assert_eq!(need(&r("/admin/stats"), "GET"), Need::Admin);
         assert_eq!(need(&r("/v2/_catalog"), "GET"), Need::Catalog);
         assert_eq!(need(&r("/v2/_ui/info"), "GET"), Need::Nothing);
         assert_eq!(need(&r("/v2/a/b/_ui/tags"), "GET"), Need::Repo { name: n.clone(), action: Action::Pull });

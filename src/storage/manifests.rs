@@ -416,6 +416,47 @@ mod tests {
     }
 
     #[test]
+    fn storage_totals_follow_pushes_mounts_and_deletes() {
+        use crate::storage::memory::MemoryTally;
+        use crate::storage::stats::{apply_all, TallyRows, Totals};
+        block_on(async {
+            let (b, f) = (MemoryBucket::counting(), MemoryFacts::new(0));
+            let rows = MemoryTally::default();
+            let settle = |at| apply_all(&rows, &b.ledger().take(), at).unwrap();
+            let n = repo("app");
+            let c = push_blob(&b, &n, b"config").await;
+            let l = push_blob(&b, &n, b"layer!!").await;
+            let bytes = image(&c, &l, "");
+            let m = bytes.len() as u64;
+            let stored = put(&b, &f, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST), 1, "id").await.unwrap();
+            // The same manifest pushed again, under a second tag: one manifest, two tags.
+            put(&b, &f, &n, &tag("v1"), bytes.clone(), Some(OCI_MANIFEST), 2, "id2").await.unwrap();
+            put(&b, &f, &n, &tag("v2"), bytes.clone(), Some(OCI_MANIFEST), 2, "id3").await.unwrap();
+            settle(10);
+            assert_eq!(rows.totals("app").unwrap(), Totals { blobs: 2, blob_bytes: 13, manifests: 1, manifest_bytes: m, tags: 2 });
+            // The registry stores each blob once: the config, the layer and the manifest's bytes.
+            assert_eq!(rows.totals("").unwrap(), Totals { blobs: 3, blob_bytes: 13 + m, ..Totals::default() });
+
+            // A mount links the layer into a second repository; the bytes are not stored twice.
+            let other = repo("other");
+            assert!(blobs::mount(&b, &other, &n, &l, 3).await.unwrap().is_some());
+            settle(10);
+            assert_eq!(rows.totals("other").unwrap(), Totals { blobs: 1, blob_bytes: 7, ..Totals::default() });
+            assert_eq!(rows.totals("").unwrap().blobs, 3);
+            assert_eq!(rows.page("", 10).unwrap().len(), 2);
+
+            delete(&b, &f, &n, &tag("v1")).await.unwrap();
+            settle(10);
+            assert_eq!(rows.totals("app").unwrap().tags, 1);
+            delete(&b, &f, &n, &Reference::Digest(stored.digest)).await.unwrap();
+            assert!(blobs::unlink(&b, &f, &other, &l).await.unwrap());
+            settle(10);
+            assert_eq!(rows.totals("app").unwrap(), Totals { blobs: 2, blob_bytes: 13, ..Totals::default() });
+            assert!(rows.totals("other").unwrap().is_empty());
+        });
+    }
+
+    #[test]
     fn pulls_by_digest_are_served_from_the_fact_cache_until_deleted() {
         block_on(async {
             let b = MemoryBucket::new();

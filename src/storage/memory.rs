@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use super::facts::{FactCache, Lifetime};
+use super::stats::{self, prefix_end, Change, Entry, Ledger, RecountPage, Reconciled, TallyRows, TallyStore, Totals};
 use super::{Bucket, Listing, ObjectInfo, PutIf};
 use crate::oci::error::Result;
 
@@ -26,6 +27,8 @@ pub struct MemoryBucket {
     next_etag: RefCell<u64>,
     reads: RefCell<u64>,
     interleave: bool,
+    /// The counted changes of every put and delete, as the worker's adapter notes them.
+    ledger: Ledger,
 }
 
 /// Returns `Pending` once (waking itself), letting other joined futures run.
@@ -48,9 +51,20 @@ impl MemoryBucket {
         Self::default()
     }
 
+    /// A bucket that notes the storage-totals changes of its puts and deletes in its
+    /// [`MemoryBucket::ledger`], as the worker's adapter does.
+    pub fn counting() -> Self {
+        MemoryBucket { ledger: Ledger::new(true), ..Self::default() }
+    }
+
     /// A bucket whose every operation first lets other joined futures run.
     pub fn interleaving() -> Self {
         MemoryBucket { interleave: true, ..Self::default() }
+    }
+
+    /// The storage-totals changes noted so far (`stats`; only by a [`MemoryBucket::counting`]).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     async fn turn(&self) {
@@ -108,6 +122,7 @@ impl Bucket for MemoryBucket {
         *n += 1;
         let etag = format!("e{n}");
         let written = self.now.borrow().unwrap_or(*n);
+        self.ledger.put(key, &bytes, written);
         objects.insert(key.to_string(), Stored { bytes, etag: etag.clone(), written });
         Ok(Some(etag))
     }
@@ -118,6 +133,8 @@ impl Bucket for MemoryBucket {
         for k in keys {
             objects.remove(k);
         }
+        let at = self.now.borrow().unwrap_or(*self.next_etag.borrow());
+        self.ledger.delete(keys, at);
         Ok(())
     }
 
@@ -182,5 +199,70 @@ impl FactCache for MemoryFacts {
 
     fn mutable_ttl(&self) -> u32 {
         self.mutable_ttl
+    }
+}
+
+/// The rows of a storage-totals store ([`TallyRows`]) in memory: what the worker keeps in a
+/// Durable Object's SQLite database; also the store itself ([`TallyStore`]) for native tests.
+#[derive(Default)]
+pub struct MemoryTally {
+    entries: RefCell<BTreeMap<String, Entry>>,
+    totals: RefCell<BTreeMap<String, Totals>>,
+}
+
+impl TallyRows for MemoryTally {
+    fn entry(&self, key: &str) -> Result<Option<Entry>> {
+        Ok(self.entries.borrow().get(key).copied())
+    }
+
+    fn set_entry(&self, key: &str, entry: Entry) -> Result<()> {
+        self.entries.borrow_mut().insert(key.to_string(), entry);
+        Ok(())
+    }
+
+    fn present_in(&self, prefix: &str, after: Option<&str>, upto: Option<&str>) -> Result<Vec<(String, Entry)>> {
+        use std::ops::Bound;
+        let end = prefix_end(prefix);
+        let from = after.map_or(Bound::Included(prefix), Bound::Excluded);
+        let to = upto.map_or(Bound::Excluded(end.as_str()), Bound::Included);
+        let entries = self.entries.borrow();
+        Ok(entries.range::<str, _>((from, to)).filter(|(k, e)| e.present && k.starts_with(prefix)).map(|(k, e)| (k.clone(), *e)).collect())
+    }
+
+    fn totals(&self, repo: &str) -> Result<Totals> {
+        Ok(self.totals.borrow().get(repo).cloned().unwrap_or_default())
+    }
+
+    fn set_totals(&self, repo: &str, totals: &Totals) -> Result<()> {
+        let mut rows = self.totals.borrow_mut();
+        if totals.is_empty() {
+            rows.remove(repo);
+        } else {
+            rows.insert(repo.to_string(), totals.clone());
+        }
+        Ok(())
+    }
+
+    fn prune(&self, before: u64) -> Result<()> {
+        self.entries.borrow_mut().retain(|_, e| e.present || e.at >= before);
+        Ok(())
+    }
+
+    fn page(&self, after: &str, n: usize) -> Result<Vec<(String, Totals)>> {
+        use std::ops::Bound;
+        let rows = self.totals.borrow();
+        Ok(rows.range::<str, _>((Bound::Excluded(after), Bound::Unbounded)).take(n).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+#[async_trait(?Send)]
+impl TallyStore for MemoryTally {
+    async fn apply(&self, changes: &[Change]) -> Result<usize> {
+        let now = changes.iter().map(|c| c.at).max().unwrap_or(0);
+        stats::apply_all(self, changes, now)
+    }
+
+    async fn reconcile(&self, page: &RecountPage) -> Result<Reconciled> {
+        stats::reconcile(self, page, page.before)
     }
 }

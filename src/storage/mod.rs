@@ -4,7 +4,8 @@
 //! `chunking` and `purge`) say what the keys mean; `Bucket` is the narrow interface they need from the object store, implemented
 //! over R2 for the worker (`r2`, wasm only) and in memory for native tests (`memory`). Pulls
 //! read through `facts`, a cache of immutable facts (the edge cache and KV in the worker,
-//! `edge`); `meter` counts what each request costs.
+//! `edge`); `meter` counts what each request costs; `stats` keeps the storage totals from the
+//! changes the adapter notes (in a Durable Object in the worker, `stats_object`).
 
 pub mod blobs;
 pub mod catalog;
@@ -21,8 +22,10 @@ pub mod mirror_tags;
 pub mod paths;
 pub mod presign;
 pub mod purge;
+pub mod recount;
 pub mod referrers;
 pub mod retention;
+pub mod stats;
 pub mod summaries;
 pub mod tags;
 pub mod upload_state;
@@ -34,6 +37,8 @@ pub mod memory;
 pub mod edge;
 #[cfg(target_arch = "wasm32")]
 pub mod r2;
+#[cfg(target_arch = "wasm32")]
+pub mod stats_object;
 
 use async_trait::async_trait;
 

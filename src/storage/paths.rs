@@ -40,6 +40,8 @@
 //! gc/state                                 the garbage collector's cursors between runs
 //! gc/eviction                              the mirror eviction's cursor between runs
 //! gc/retention                             the retention step's cursor between runs
+//! gc/recount                               the storage totals' recount: its cursor, and when
+//!                                          its last pass finished (`recount`)
 //! ```
 //!
 //! A descriptor also records when the blob was last stored or claimed (`touched`) and whether
@@ -107,6 +109,8 @@ pub enum PathSpec<'a> {
     EvictionCursor,
     /// The retention step's progress between runs.
     RetentionCursor,
+    /// The storage totals' recount: its progress, and when its last pass finished.
+    RecountCursor,
 }
 
 impl PathSpec<'_> {
@@ -157,6 +161,7 @@ impl PathSpec<'_> {
             PathSpec::GcState => "gc/state".to_string(),
             PathSpec::EvictionCursor => "gc/eviction".to_string(),
             PathSpec::RetentionCursor => "gc/retention".to_string(),
+            PathSpec::RecountCursor => "gc/recount".to_string(),
         }
     }
 
@@ -199,6 +204,30 @@ impl PathSpec<'_> {
         Tag::parse(key.strip_prefix(index_prefix)?).ok()
     }
 
+    /// What a key counts towards in the storage totals (`stats`), parsed back from the key: a
+    /// repository's layer link, revision link or tag current link (its repository and item), or
+    /// a blob's descriptor (the registry's own stored blobs, repository `""`). Every other key
+    /// counts towards nothing.
+    pub fn tallied_of_key(key: &str) -> Option<(Tallied, String, String)> {
+        fn digest(alg_hex_link: &str) -> Option<String> {
+            let (alg, hex) = alg_hex_link.strip_suffix("/link")?.split_once('/')?;
+            Some(Digest::parse(&format!("{alg}:{hex}")).ok()?.to_string())
+        }
+        if let Some(d) = Self::digest_of_descriptor_key(key) {
+            return Some((Tallied::Stored, String::new(), d.to_string()));
+        }
+        // Names have no component starting with '_': the first "/_" ends the name.
+        let (name, rest) = key.strip_prefix("repositories/")?.split_once("/_")?;
+        let (what, item) = if let Some(rest) = rest.strip_prefix("layers/") {
+            (Tallied::Blob, digest(rest)?)
+        } else if let Some(rest) = rest.strip_prefix("manifests/revisions/") {
+            (Tallied::Manifest, digest(rest)?)
+        } else {
+            (Tallied::Tag, Tag::parse(rest.strip_prefix("manifests/tags/")?).ok()?.as_str().to_string())
+        };
+        Some((what, RepoName::parse(name).ok()?.to_string(), item))
+    }
+
     /// Whether the value at this path may be served from the fact cache (`facts`).
     pub fn caching(&self) -> Caching {
         match self {
@@ -209,6 +238,31 @@ impl PathSpec<'_> {
             PathSpec::BlobData { .. } | PathSpec::Object { .. } => Caching::Immutable,
             PathSpec::TagCurrent { .. } => Caching::Mutable,
             _ => Caching::Never,
+        }
+    }
+}
+
+/// What a key counts towards in the storage totals ([`PathSpec::tallied_of_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tallied {
+    /// A repository's layer link (`LayerLink`): a blob it may serve, and its size.
+    Blob,
+    /// A repository's revision link (`ManifestRevision`): a manifest, and its size.
+    Manifest,
+    /// A repository's tag (`TagCurrent`).
+    Tag,
+    /// A stored blob (`BlobDescriptor`, not doomed): the registry's own bytes, each blob once.
+    Stored,
+}
+
+impl Tallied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tallied::Blob => "blob",
+            Tallied::Manifest => "manifest",
+            Tallied::Tag => "tag",
+            Tallied::Stored => "stored",
         }
     }
 }
@@ -251,6 +305,7 @@ mod tests {
             (PathSpec::MirrorPulled { name: &n, digest: &d }, format!("repositories/a/b/_mirror/pulled/sha256/{h}")),
             (PathSpec::EvictionCursor, "gc/eviction".into()),
             (PathSpec::RetentionCursor, "gc/retention".into()),
+            (PathSpec::RecountCursor, "gc/recount".into()),
             (PathSpec::CatalogEntry { name: &n }, "catalog/a/b".into()),
         ];
         for (spec, key) in cases {
@@ -279,6 +334,41 @@ mod tests {
             assert_eq!(PathSpec::digest_of_descriptor_key(&PathSpec::BlobData { digest: &d }.key()), None);
         }
         assert_eq!(PathSpec::digest_of_descriptor_key("blobs/sha256/zz/nothex/descriptor"), None);
+    }
+
+    #[test]
+    fn tallied_keys_parse_back() {
+        let n = RepoName::parse("a/b.c/d").unwrap();
+        let t = Tag::parse("v1.0").unwrap();
+        for d in [Digest::of(Algorithm::Sha256, b"x"), Digest::of(Algorithm::Sha512, b"x")] {
+            let ds = d.to_string();
+            let repo = |what| Some((what, "a/b.c/d".to_string(), ds.clone()));
+            assert_eq!(PathSpec::tallied_of_key(&PathSpec::LayerLink { name: &n, digest: &d }.key()), repo(Tallied::Blob));
+            assert_eq!(PathSpec::tallied_of_key(&PathSpec::ManifestRevision { name: &n, digest: &d }.key()), repo(Tallied::Manifest));
+            assert_eq!(PathSpec::tallied_of_key(&PathSpec::BlobDescriptor { digest: &d }.key()), Some((Tallied::Stored, String::new(), ds.clone())));
+            for other in [
+                PathSpec::TagIndexEntry { name: &n, digest: &d, tag: &t }.key(),
+                PathSpec::ReferrerEntry { name: &n, subject: &d, digest: &d }.key(),
+                PathSpec::MirrorPulled { name: &n, digest: &d }.key(),
+                PathSpec::BlobData { digest: &d }.key(),
+            ] {
+                assert_eq!(PathSpec::tallied_of_key(&other), None, "{other}");
+            }
+        }
+        let tag = PathSpec::TagCurrent { name: &n, tag: &t }.key();
+        assert_eq!(PathSpec::tallied_of_key(&tag), Some((Tallied::Tag, "a/b.c/d".into(), "v1.0".into())));
+        for other in [
+            PathSpec::MirrorTag { name: &n, tag: &t }.key(),
+            PathSpec::MirrorTagList { name: &n }.key(),
+            PathSpec::CatalogEntry { name: &n }.key(),
+            PathSpec::UploadState { id: "u" }.key(),
+            PathSpec::GcState.key(),
+            "repositories/a/_layers/sha256/nothex/link".into(),
+            "repositories/a/_manifests/tags/bad:tag".into(),
+            "repositories/A/_manifests/tags/v1".into(),
+        ] {
+            assert_eq!(PathSpec::tallied_of_key(&other), None, "{other}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use super::chunking::{BodySource, PartSink, Piece, Target, Writer};
 use super::meter::{Meter, Op};
+use super::stats::Ledger;
 use super::{Bucket, Listing, ObjectInfo, PutIf};
 use crate::oci::digest::{Algorithm, BlobHasher, Digest};
 use crate::oci::error::{RegistryError, Result};
@@ -254,11 +255,13 @@ fn worker_err(context: &str) -> impl Fn(worker::Error) -> RegistryError + '_ {
 pub struct R2 {
     bucket: worker::Bucket,
     meter: Rc<Meter>,
+    /// Where the request's puts and deletes of counted keys are noted (`stats`).
+    ledger: Rc<Ledger>,
 }
 
 impl R2 {
-    pub fn new(bucket: worker::Bucket, meter: Rc<Meter>) -> Self {
-        R2 { bucket, meter }
+    pub fn new(bucket: worker::Bucket, meter: Rc<Meter>, ledger: Rc<Ledger>) -> Self {
+        R2 { bucket, meter, ledger }
     }
 
     fn raw(&self) -> &JsValue {
@@ -365,6 +368,7 @@ impl Bucket for R2 {
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: Option<&str>, cond: PutIf) -> Result<Option<String>> {
         self.meter.add(Op::R2ClassA, 1);
+        let change = self.ledger.of_put(key, &bytes);
         let mut put = self.bucket.put(key, bytes);
         if let Some(ct) = content_type {
             put = put.http_metadata(worker::HttpMetadata { content_type: Some(ct.to_string()), ..Default::default() });
@@ -379,13 +383,18 @@ impl Bucket for R2 {
                 put = put.only_if(worker::Conditional { etag_does_not_match: Some("*".into()), ..Default::default() });
             }
         }
-        Ok(put.execute().await.map_err(worker_err("put"))?.map(|o| o.etag()))
+        let etag = put.execute().await.map_err(worker_err("put"))?.map(|o| o.etag());
+        if etag.is_some() {
+            self.ledger.note(change, js_sys::Date::now() as u64);
+        }
+        Ok(etag)
     }
 
     async fn delete(&self, keys: &[String]) -> Result<()> {
         for batch in keys.chunks(1000) {
             if !batch.is_empty() {
                 self.bucket.delete_multiple(batch.to_vec()).await.map_err(worker_err("delete"))?;
+                self.ledger.delete(batch, js_sys::Date::now() as u64);
             }
         }
         Ok(())
