@@ -32,6 +32,17 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Every page starts a view (`begin`) and shows itself through it: a page still loading when the
+// user has moved on (or signed out) shows nothing, so it never replaces the page that followed.
+let currentView = 0;
+
+function begin() {
+  const view = ++currentView;
+  return (title, ...content) => {
+    if (view === currentView) show(title, ...content);
+  };
+}
+
 function show(title, ...content) {
   document.title = title ? `${title} · Registry` : "Registry";
   const main = document.getElementById("main");
@@ -170,13 +181,14 @@ function copyButton(text, label) {
 // ---- Pages -------------------------------------------------------------------------------
 
 async function repositoriesPage() {
+  const render = begin();
   const filter = h("input", { id: "filter", type: "search", autocomplete: "off", spellcheck: "false", placeholder: "name" });
   const list = h("ul", { class: "repos", "aria-label": "Repositories" });
   const more = h("button", { type: "button", id: "more", hidden: true }, "Load more");
   const count = h("p", { class: "muted", id: "repo-count" });
   const names = [];
   let next = `/v2/_catalog?n=${CATALOG_PAGE}`;
-  const render = () => {
+  const renderList = () => {
     const q = filter.value.trim().toLowerCase();
     const shown = names.filter((n) => n.includes(q));
     list.replaceChildren(...shown.map((n) => h("li", {}, h("a", { href: repoHref(n) }, n), mirrorBadge(n))));
@@ -189,11 +201,11 @@ async function repositoriesPage() {
     names.push(...(body.repositories || []));
     const link = headers.get("Link");
     next = link ? link.match(/<([^>]+)>/)?.[1] ?? null : null;
-    render();
+    renderList();
   };
-  filter.addEventListener("input", render);
+  filter.addEventListener("input", renderList);
   more.addEventListener("click", () => load().catch((e) => say(e.message)));
-  show("Repositories",
+  render("Repositories",
     h("h1", {}, "Repositories"),
     h("div", { class: "field" }, h("label", { for: "filter" }, "Filter by name"), filter),
     count, list, more,
@@ -206,11 +218,12 @@ async function repositoriesPage() {
 }
 
 async function repositoryPage(name, offset = 0) {
+  const render = begin();
   let summary;
   try {
     ({ body: summary } = await json(`/v2/${name}/_ui/tags?n=${TAGS_PAGE}&offset=${offset}`, { scope: repoScope(name, "pull,delete") }));
   } catch (e) {
-    return show(name, crumbs(name), h("h1", {}, name), failure(e, `Repository ${name}`));
+    return render(name, crumbs(name), h("h1", {}, name), failure(e, `Repository ${name}`));
   }
   const host = location.host;
   const rows = summary.tags.map((t) => {
@@ -235,7 +248,7 @@ async function repositoryPage(name, offset = 0) {
     offset > 0 ? h("button", { type: "button", onclick: () => repositoryPage(name, Math.max(0, offset - TAGS_PAGE)) }, "Previous") : null,
     h("span", { class: "muted" }, summary.total ? `${offset + 1}–${offset + summary.tags.length} of ${summary.total} tags` : "No tags."),
     offset + TAGS_PAGE < summary.total ? h("button", { type: "button", onclick: () => repositoryPage(name, offset + TAGS_PAGE) }, "Next") : null);
-  show(name, crumbs(name),
+  render(name, crumbs(name),
     h("h1", {}, name, mirrorBadge(name)),
     h("p", {}, h("code", {}, `podman pull ${host}/${name}:<tag>`)),
     summary.tags.length ? table(["Tag", { text: "Digest", cls: "hide-narrow" }, "Type", "Size", { text: "Created", cls: "hide-narrow" }, { text: "Pushed", cls: "hide-narrow" }, "Actions"], rows, "Tags") : null,
@@ -263,6 +276,7 @@ async function deleteReference(name, ref, what, after) {
 }
 
 async function manifestPage(name, ref) {
+  const render = begin();
   let manifest, digest, mediaType;
   try {
     const { body, headers } = await json(`/v2/${name}/manifests/${ref}`, { scope: repoScope(name), accept: MANIFEST_TYPES });
@@ -270,14 +284,14 @@ async function manifestPage(name, ref) {
     digest = headers.get("Docker-Content-Digest");
     mediaType = headers.get("Content-Type");
   } catch (e) {
-    return show(`${name}:${ref}`, crumbs(name, ref), h("h1", {}, `${name}:${ref}`), failure(e, `Manifest ${ref}`));
+    return render(`${name}:${ref}`, crumbs(name, ref), h("h1", {}, `${name}:${ref}`), failure(e, `Manifest ${ref}`));
   }
   const sections = [];
   if (Array.isArray(manifest.manifests)) sections.push(platformsSection(name, manifest.manifests));
   else sections.push(...(await imageSections(name, manifest)));
   const [referrers, actions] = await Promise.all([referrersSection(name, digest), repositoryActions(name)]);
   const title = ref.includes(":") ? `${name}@${short(ref)}` : `${name}:${ref}`;
-  show(title, crumbs(name, ref.includes(":") ? short(ref) : ref),
+  render(title, crumbs(name, ref.includes(":") ? short(ref) : ref),
     h("h1", {}, title, mirrorBadge(name)),
     h("dl", {},
       h("dt", {}, "Digest"), h("dd", {}, h("code", { id: "digest" }, digest), " ", copyButton(`${location.host}/${name}@${digest}`, "Copy reference")),
@@ -399,7 +413,7 @@ function signInPage() {
   h("div", { class: "field" }, h("label", { for: "username" }, "Username"), user),
   h("div", { class: "field" }, h("label", { for: "password" }, "Password"), pass),
   error, h("button", { type: "submit" }, "Sign in"));
-  show("Sign in", h("h1", {}, "Sign in"), form);
+  begin()("Sign in", h("h1", {}, "Sign in"), form);
   user.focus();
 }
 
