@@ -3,7 +3,8 @@
 //   newest 100 (and no untagged manifest), judged by the lifecycle endpoint: the dry run's and
 //   the real runs' figures (operations as the step counts them: bucket lists, reads through the
 //   fact cache, deletions), and the storage operations the responses report;
-// - the push latency of a manifest with events on (queue + webhook) and off, same run.
+// - the push latency of a manifest with events on (queue + webhook) and off, and with the
+//   storage totals (the STATS object) on and off, same run.
 // Run by `npm run bench`, or alone: `node miniflare/bench-policy.mjs` after a build.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -100,6 +101,30 @@ async function pushLatencies(url, n) {
   return out;
 }
 
+// Manifest push latency (p50, p90) of `n` pushes on each of `variants` ([label, { bindings,
+// stats }], each a fresh registry), printed against the mean of the first and last;
+// `after(url, variant)` runs once each variant's pushes are done.
+async function latencyRows(title, variants, n, after = async () => {}) {
+  const rows = [];
+  for (const [label, { bindings = {}, stats = true }] of variants) {
+    const dir = mkdtempSync(join(tmpdir(), "bench-latency-"));
+    const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", ...bindings }, stats });
+    try {
+      await pushLatencies(url, 20); // warm the isolate
+      rows.push([label, spread(await pushLatencies(url, n))]);
+      await after(url, label);
+    } finally {
+      await mf.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(`${title}, ${n} pushes each (emulator):`);
+  const base = (rows[0][1].p50 + rows[rows.length - 1][1].p50) / 2;
+  for (const [label, { p50, p90 }] of rows) {
+    console.log(`  ${label.padEnd(30)} p50 ${p50.toFixed(2)} ms  p90 ${p90.toFixed(2)} ms  (${(p50 / base).toFixed(2)}× off)`);
+  }
+}
+
 export async function eventsLatency(n = Number(process.env.BENCH_EVENT_PUSHES || 200)) {
   let delivered = 0;
   const receiver = http.createServer((req, res) => {
@@ -111,31 +136,33 @@ export async function eventsLatency(n = Number(process.env.BENCH_EVENT_PUSHES ||
     });
   });
   await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
-  const hook = `http://127.0.0.1:${receiver.address().port}/`;
-  const rows = [];
-  for (const [label, extra] of [["events off", {}], ["events on (queue + webhook)", { WEBHOOK_URL: hook, WEBHOOK_SECRET: "bench" }], ["events off, again", {}]]) {
-    const dir = mkdtempSync(join(tmpdir(), "bench-events-"));
-    const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", ...extra } });
-    try {
-      await pushLatencies(url, 20); // warm the isolate
-      rows.push([label, spread(await pushLatencies(url, n))]);
-      // Let the consumer deliver what is queued (batches wait up to a second).
-      for (let i = 0; extra.WEBHOOK_URL && delivered < n + 20 && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
-    } finally {
-      await mf.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  const hook = { WEBHOOK_URL: `http://127.0.0.1:${receiver.address().port}/`, WEBHOOK_SECRET: "bench" };
+  const variants = [["events off", {}], ["events on (queue + webhook)", { bindings: hook }], ["events off, again", {}]];
+  await latencyRows("manifest push latency with and without events", variants, n, async (_, label) => {
+    // Let the consumer deliver what is queued (batches wait up to a second).
+    for (let i = 0; label.startsWith("events on") && delivered < n + 20 && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
+  });
   receiver.close();
-  console.log(`manifest push latency, ${n} pushes each (emulator):`);
-  const off = (rows[0][1].p50 + rows[2][1].p50) / 2;
-  for (const [label, { p50, p90 }] of rows) {
-    console.log(`  ${label.padEnd(30)} p50 ${p50.toFixed(2)} ms  p90 ${p90.toFixed(2)} ms  (${(p50 / off).toFixed(2)}× off)`);
-  }
   console.log(`  events delivered to the webhook: ${delivered} (of ${n + 20} pushes)`);
+}
+
+// The storage totals' cost on a push: the same pushes without and with the STATS object.
+export async function statsLatency(n = Number(process.env.BENCH_EVENT_PUSHES || 200)) {
+  let counted;
+  const variants = [["totals off", { stats: false }], ["totals on (STATS object)", { stats: true }], ["totals off, again", { stats: false }]];
+  await latencyRows("manifest push latency with and without storage totals", variants, n, async (url, label) => {
+    if (!label.startsWith("totals on")) return;
+    for (let i = 0; i < 100; i++) {
+      counted = (await (await fetch(`${url}/admin/stats`)).json()).repositories[0]?.manifests;
+      if (counted === n + 20) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  console.log(`  manifests counted in the totals: ${counted} (of ${n + 20} pushed)`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   await policyFigures();
   await eventsLatency();
+  await statsLatency();
 }

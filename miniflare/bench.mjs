@@ -16,7 +16,7 @@
 // - with SLOW=1, a 6 GiB blob pushed in chunks and pulled back (miniflare/bench-huge.mjs);
 // - the web UI's first views in headless Chromium (miniflare/bench-ui.mjs);
 // - what a retention run costs per 1,000 manifests, and the push latency with and without
-//   events (miniflare/bench-policy.mjs).
+//   events, and with and without the storage totals (miniflare/bench-policy.mjs).
 import { Miniflare } from "miniflare";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +28,7 @@ import http from "node:http";
 import { startRegistry, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, workerdCpuMs, peakSince } from "./procstat.mjs";
 import { uiFigures } from "./bench-ui.mjs";
-import { policyFigures, eventsLatency } from "./bench-policy.mjs";
+import { policyFigures, eventsLatency, statsLatency } from "./bench-policy.mjs";
 import { hugeFigures } from "./bench-huge.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -335,3 +335,4 @@ if (process.env.SLOW === "1") {
 await uiFigures();
 await policyFigures();
 await eventsLatency();
+await statsLatency();
