@@ -1,0 +1,122 @@
+// Chunked pushes against the plain JS worker (miniflare/baseline.js: tee → DigestStream + put)
+// on the same emulator, same run, part of `npm run bench`:
+// - throughput with 1 MiB chunks and with chunks of random sizes up to 37 MB (the sizes drawn
+//   from a fixed seed, so every run pushes the same ones), each against the baseline's push of
+//   the same bytes measured just before it;
+// - workerd's peak RSS during a 1 GiB push in 10 MB chunks against the baseline's single push
+//   of the same 1 GiB, each in a fresh emulator (peaks are per process).
+// Alone: `node miniflare/bench-chunks.mjs` after a build. BENCH_CHUNKS_MB (default 100) and
+// BENCH_MEMORY_MB (default 1024, in MiB) set the sizes.
+import { Miniflare } from "miniflare";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createHash, randomBytes } from "node:crypto";
+import { startRegistry, withoutRequestLogs } from "./registry.mjs";
+import { workerdPeaks, peakSince } from "./procstat.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
+
+async function timed(fn) {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+// Chunk lengths for `size` bytes: all `n` but a shorter last one.
+function fixedChunks(size, n) {
+  const out = [];
+  for (let at = 0; at < size; at += n) out.push(Math.min(n, size - at));
+  return out;
+}
+
+// Chunk lengths for `size` bytes, each 1 byte to `max`, from a fixed seed (xorshift32).
+function randomChunks(size, max, seed = 0x2545f491) {
+  const out = [];
+  let x = seed;
+  for (let left = size; left > 0; ) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const n = Math.min(left, 1 + ((x >>> 0) % max));
+    out.push(n);
+    left -= n;
+  }
+  return out;
+}
+
+async function startBaseline(dir) {
+  const mf = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "baseline"), host: "127.0.0.1", port: 0 });
+  return { mf, url: (await mf.ready).toString() };
+}
+
+async function baselinePush(url, key, blob) {
+  const res = await fetch(url + key, { method: "PUT", body: blob });
+  if ((await res.text()) !== sha256(blob).slice(7)) throw new Error("baseline digest mismatch");
+}
+
+// POST, a PATCH per chunk (with Content-Range), then PUT ?digest=.
+async function chunkedPush(url, name, blob, chunks) {
+  let loc = (await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: "POST" })).headers.get("location");
+  let at = 0;
+  for (const n of chunks) {
+    const res = await fetch(url + loc, { method: "PATCH", body: blob.subarray(at, at + n), headers: { "content-range": `${at}-${at + n - 1}` } });
+    if (res.status !== 202) throw new Error(`chunk at ${at}: ${res.status} ${await res.text()}`);
+    loc = res.headers.get("location");
+    at += n;
+  }
+  const res = await fetch(`${url}${loc}&digest=${sha256(blob)}`, { method: "PUT" });
+  if (res.status !== 201) throw new Error(`commit: ${res.status} ${await res.text()}`);
+}
+
+export async function chunkFigures() {
+  const size = Number(process.env.BENCH_CHUNKS_MB || 100) * 1e6;
+  const dir = mkdtempSync(join(tmpdir(), "bench-chunks-"));
+  const out = {};
+  try {
+    const base = await startBaseline(dir);
+    const reg = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "registry"), bindings: { UPLOAD_SECRET: "bench" } });
+    try {
+      const variants = { "1 MiB": fixedChunks(size, 1 << 20), "random ≤ 37 MB": randomChunks(size, 37e6) };
+      for (const [label, chunks] of Object.entries(variants)) {
+        const blob = randomBytes(size);
+        const baseline = await timed(() => baselinePush(base.url, `chunks/${Object.keys(out).length}`, blob));
+        const registry = await timed(() => chunkedPush(reg.url, "bench/chunks", blob, chunks));
+        out[label] = { baseline, registry, requests: chunks.length + 2 };
+      }
+    } finally {
+      await reg.mf.dispose();
+      await base.mf.dispose();
+    }
+    // Memory: each side in a process of its own, so each peak is its own.
+    const mem = Number(process.env.BENCH_MEMORY_MB || 1024) * 1024 * 1024;
+    const blob = randomBytes(mem);
+    let before = new Set(Object.keys(workerdPeaks()));
+    const b = await startBaseline(dir);
+    await baselinePush(b.url, "memory", blob);
+    const baselinePeak = peakSince(before);
+    await b.mf.dispose();
+    before = new Set(Object.keys(workerdPeaks()));
+    const r = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "memory"), bindings: { UPLOAD_SECRET: "bench" } });
+    await chunkedPush(r.url, "bench/memory", blob, fixedChunks(mem, 10e6));
+    const registryPeak = peakSince(before);
+    await r.mf.dispose();
+    out.memory = { bytes: mem, baselinePeak, registryPeak };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`chunked pushes of ${size / 1e6} MB (emulator), against the JS tee → DigestStream + put of the same bytes:`);
+  for (const [label, { baseline, registry, requests }] of Object.entries(out)) {
+    if (label === "memory") continue;
+    console.log(`  ${label.padEnd(16)} ${(size / 1e6 / registry).toFixed(1).padStart(6)} MB/s (${requests} requests)   baseline ${(size / 1e6 / baseline).toFixed(1)} MB/s   ${(baseline / registry).toFixed(2)}× baseline`);
+  }
+  const m = out.memory;
+  console.log(`workerd peak RSS, ${m.bytes / 2 ** 30} GiB: registry push in 10 MB chunks ${m.registryPeak.toFixed(0)} MB; baseline single push ${m.baselinePeak.toFixed(0)} MB`);
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await chunkFigures();
+}
