@@ -8,12 +8,16 @@
 import { Miniflare } from "miniflare";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startFront } from "./front.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 // `onLog(level, message)`, if given, receives the worker's log lines instead of the console
-// (tests keep the request log lines to assert on them, and print the rest).
-export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog, stats = true } = {}) {
+// (tests keep the request log lines to assert on them, and print the rest). With `front`, the
+// registry is served at `port` through the plain-HTTP front (front.mjs: a TLS probe is refused
+// at once, as podman and skopeo need), as `npm start` and the tests serve it; without, workerd
+// listens there itself (the benches measure the worker alone). `stop()` ends both.
+export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog, stats = true, front = false } = {}) {
   const events = bindings.WEBHOOK_URL
     ? {
         queueProducers: { EVENTS: { queueName: "registry-events" } },
@@ -49,10 +53,18 @@ export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog, s
       routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true },
     },
     host: "127.0.0.1",
-    port,
+    port: front ? 0 : port,
   });
   const url = await mf.ready;
-  return { mf, url: url.toString().replace(/\/$/, "") };
+  if (!front) return { mf, url: url.toString().replace(/\/$/, ""), stop: () => mf.dispose() };
+  const served = await startFront(url, port);
+  // workerd first, as a crash would end it: a request in flight must not see its client go
+  // away (and clean up) before the worker itself is gone.
+  const stop = async () => {
+    await mf.dispose();
+    await served.close();
+  };
+  return { mf, url: `http://127.0.0.1:${served.port}`, stop };
 }
 
 // An `onLog` that prints the worker's log lines except the per-request ones (benches).

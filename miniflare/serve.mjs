@@ -10,11 +10,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const port = Number(process.env.PORT || 5000);
 const dataDir = process.env.DATA_DIR || "data";
 const bindings = readSettings(root);
-const { mf, url } = await startRegistry({ port, dataDir, bindings });
+const { url, stop: stopRegistry } = await startRegistry({ port, dataDir, bindings, front: true });
 console.log(`registry listening on ${url} (data in ${dataDir}/)`);
 if (!bindings.AUTH_HTPASSWD) console.log("open mode: no authentication; do not expose this port");
 const stop = async () => {
-  await mf.dispose();
+  await stopRegistry();
   process.exit(0);
 };
 process.on("SIGINT", stop);

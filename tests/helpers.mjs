@@ -27,7 +27,8 @@ export async function registry(extra = {}, { stats = true } = {}) {
   const requestLogs = [];
   const workerLogs = [];
   const onLog = logSink(requestLogs, workerLogs);
-  const r = await startRegistry({ port: 0, dataDir, bindings, onLog, stats });
+  // Through the plain-HTTP front, as `npm start` serves it (real clients probe TLS first).
+  const r = await startRegistry({ port: 0, dataDir, bindings, onLog, stats, front: true });
   const url = (p) => (p.startsWith("http") ? p : r.url + p);
   return {
     url: r.url,
@@ -55,14 +56,15 @@ export async function registry(extra = {}, { stats = true } = {}) {
       return worker.scheduled({ cron: "*/15 * * * *", scheduledTime: new Date() });
     },
     async stop() {
-      await r.mf.dispose();
+      await r.stop();
     },
     // Starts it again on the same data; `stats` says whether the totals' store is bound now.
     async start(options = {}) {
       if (options.stats !== undefined) stats = options.stats;
-      const again = await startRegistry({ port: 0, dataDir, bindings, onLog, stats });
+      const again = await startRegistry({ port: 0, dataDir, bindings, onLog, stats, front: true });
       r.mf = again.mf;
       r.url = again.url;
+      r.stop = again.stop;
       this.url = again.url;
     },
     async restart() {
@@ -70,7 +72,7 @@ export async function registry(extra = {}, { stats = true } = {}) {
       await this.start();
     },
     async close() {
-      await r.mf.dispose();
+      await r.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
