@@ -91,16 +91,33 @@ test("monolithic POST ?digest=, digest mismatch stores nothing", async () => {
 test("POST then PUT with the whole blob: written once, verified by R2, no hashing or parts; a mismatch ends the upload", async () => {
   const ops = (res) => Object.fromEntries(res.headers.get("registry-storage-ops").split(", ").map((kv) => kv.split("=")).map(([k, v]) => [k, Number(v)]));
   const data = randomBytes(3_000_000);
-  let loc = await startUpload(reg, "whole");
-  let res = await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: "PUT", body: data });
+  const before = await reg.keys();
+  let res = await reg.fetch("/v2/whole/blobs/uploads/", { method: "POST" });
+  assert.equal(res.status, 202);
+  assert.equal(ops(res)["r2-a"], 0, "starting an upload writes nothing");
+  assert.deepEqual(await reg.keys(), before);
+  let loc = res.headers.get("location");
+  assert.equal((await reg.fetch(loc)).status, 204, "the fresh upload is there for a status request");
+  res = await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: "PUT", body: data });
   assert.equal(res.status, 201);
   assert.equal(res.headers.get("location"), `/v2/whole/blobs/${sha256(data)}`);
-  // The lease, the one write, the descriptor and the link: nothing else is written.
-  assert.equal(ops(res)["r2-a"], 4);
+  // The one write, the descriptor and the link: nothing else is written.
+  assert.equal(ops(res)["r2-a"], 3);
   assert.deepEqual(Buffer.from(await (await reg.fetch(`/v2/whole/blobs/${sha256(data)}`)).arrayBuffer()), data);
   assert.equal((await reg.fetch(loc)).status, 404, "the upload is over");
+  assert.equal((await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: "PUT", body: data })).status, 404, "its URL cannot start it again");
+  // The bytes are the upload's single piece, named by the descriptor; no upload state.
   const hex = sha256(data).slice(7);
-  assert.deepEqual(await reg.keys(`blobs/sha256/${hex.slice(0, 2)}/${hex}/`), [`blobs/sha256/${hex.slice(0, 2)}/${hex}/data`, `blobs/sha256/${hex.slice(0, 2)}/${hex}/descriptor`]);
+  const id = loc.match(/uploads\/([0-9a-f-]+)/)[1];
+  assert.deepEqual(await reg.keys(`blobs/sha256/${hex.slice(0, 2)}/${hex}/`), [`blobs/sha256/${hex.slice(0, 2)}/${hex}/descriptor`]);
+  assert.deepEqual(await reg.keys(`objects/${id}/`), [`objects/${id}/${"0".padStart(20, "0")}`], "the piece at offset 0");
+  assert.deepEqual(await reg.keys(`uploads/${id}/`), []);
+  // The same bytes again, into another upload: linked, and that upload closed (its URL refused).
+  loc = await startUpload(reg, "whole2");
+  res = await reg.fetch(`${loc}&digest=${sha256(data)}`, { method: "PUT", body: data });
+  assert.equal(res.status, 201);
+  assert.equal((await reg.fetch(loc)).status, 404);
+  assert.deepEqual(Buffer.from(await (await reg.fetch(`/v2/whole2/blobs/${sha256(data)}`)).arrayBuffer()), data);
 
   // Any algorithm R2 can check: sha512 into an upload started without a hint.
   const other = randomBytes(100_000);
@@ -109,15 +126,18 @@ test("POST then PUT with the whole blob: written once, verified by R2, no hashin
   assert.equal(res.status, 201);
   assert.deepEqual(Buffer.from(await (await reg.fetch(`/v2/whole/blobs/${sha512(other)}`)).arrayBuffer()), other);
 
-  // A mismatch: DIGEST_INVALID, nothing stored, the upload gone.
-  const before = await reg.keys();
+  // A mismatch: DIGEST_INVALID, nothing stored, the upload gone (a closed state is all that is
+  // left of it, until the purge).
+  const stored = await reg.keys();
   loc = await startUpload(reg, "whole");
   const wrong = sha256(Buffer.from("not these bytes"));
   res = await reg.fetch(`${loc}&digest=${wrong}`, { method: "PUT", body: randomBytes(200_000) });
   assert.equal(res.status, 400);
   assert.equal(await errorCode(res), "DIGEST_INVALID");
   assert.equal((await reg.fetch(loc)).status, 404);
-  assert.deepEqual(await reg.keys(), before);
+  const closed = `uploads/${loc.match(/uploads\/([0-9a-f-]+)/)[1]}/state`;
+  assert.deepEqual(await reg.keys(), [...stored, closed].sort());
+  assert.equal(JSON.parse(await (await (await reg.bucket()).get(closed)).text()).closed, true);
 });
 
 test("sha512 blobs: monolithic, and chunked with digest-algorithm", async () => {

@@ -272,11 +272,12 @@ test("a PATCH whose worker dies mid-body: the resume gets 429 with Retry-After, 
   });
   const dying = reg.fetch(loc, { method: "PATCH", body: stalled, duplex: "half" }).catch((e) => e);
   await sentFirst;
-  // The worker took the lease when the request arrived; wait until the state shows it.
+  // The worker created the upload's state, leased, when the request arrived (its first
+  // write); wait until the bucket shows it.
   const id = loc.match(/uploads\/([0-9a-f-]+)/)[1];
   for (let i = 0; i < 100; i++) {
-    const state = JSON.parse(await (await (await reg.bucket()).get(`uploads/${id}/state`)).text());
-    if (state.lease_until > 0) break;
+    const stored = await (await reg.bucket()).get(`uploads/${id}/state`);
+    if (stored && JSON.parse(await stored.text()).lease_until > 0) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   await reg.restart(); // the emulator (and the worker in it) dies mid-body

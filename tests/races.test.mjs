@@ -53,9 +53,13 @@ test("8 uploads of one blob committed at once leave exactly one copy of the byte
   for (const [round, size] of sizes.entries()) {
     const { data, object } = await commitTogether(randomBytes(size), round);
     assert.deepEqual(data, [object], `round ${round}: one stored copy, the one the descriptor names`);
-    assert.deepEqual(await reg.keys("uploads/"), [], "no upload state left");
-    // The next round starts from an empty bucket of data objects.
-    await (await reg.bucket()).delete(data);
+    // The winner's state is gone; each of the 7 that kept no bytes of its own left a closed
+    // state (its first URL is refused from now on) and nothing else.
+    const states = await reg.keys("uploads/");
+    assert.equal(states.length, 7, "a closed state per upload that kept no bytes");
+    for (const key of states) assert.equal(JSON.parse(await (await (await reg.bucket()).get(key)).text()).closed, true, key);
+    // The next round starts from an empty bucket of data objects and states.
+    await (await reg.bucket()).delete([...data, ...states]);
   }
 });
 

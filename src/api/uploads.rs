@@ -1,7 +1,9 @@
 //! `/v2/<name>/blobs/uploads/[<id>]`: start (with monolithic and mount variants), status,
-//! chunk, commit, cancel. The chunked path streams through `storage::uploads`; a body whose
-//! digest is known up front (`POST ?digest=`, or a PUT carrying the whole blob into an upload
-//! nothing was written to) goes straight to its content-addressed key, verified by R2.
+//! chunk, commit, cancel. Starting writes nothing: the Location's token describes the fresh
+//! upload until its first write (`storage::uploads`). The chunked path streams through
+//! `storage::uploads`; a body whose digest is known up front goes straight to its key, verified
+//! by R2: `POST ?digest=` to its content-addressed key, a PUT carrying the whole blob into a
+//! fresh upload to the upload's single piece.
 
 use worker::{Response, ResponseBody};
 
@@ -15,7 +17,9 @@ use crate::routes::{blob_url, upload_url};
 use crate::storage::r2::RequestBody;
 use crate::http::upload_range;
 use crate::storage::upload_state::UploadState;
-use crate::storage::uploads::{Loaded, Uploads};
+use crate::auth::upload_url::Voucher;
+use crate::storage::paths::PathSpec;
+use crate::storage::uploads::{Loaded, Uploads, Vouched};
 use crate::storage::blobs;
 
 fn wall_clock() -> u64 {
@@ -28,7 +32,12 @@ fn store<'a>(cx: &'a Context<'a>) -> Uploads<'a, crate::storage::r2::R2> {
 
 /// 202 with the upload's Location, id and Range.
 fn in_progress(cx: &Context<'_>, name: &RepoName, state: &UploadState, status: u16) -> Result<Response> {
-    let token = cx.app.config.upload_url_key.sign(name.as_str(), &state.id, state.offset);
+    let key = &cx.app.config.upload_url_key;
+    let token = if state.is_untouched() {
+        key.sign_fresh(name.as_str(), &state.id, state.started_at, state.algorithm)
+    } else {
+        key.sign(name.as_str(), &state.id, state.offset)
+    };
     let headers = [
         ("Location", upload_url(name, &state.id, &token)),
         ("Docker-Upload-UUID", state.id.clone()),
@@ -69,7 +78,7 @@ pub async fn post(cx: Context<'_>, name: &RepoName) -> Result<Response> {
         Some(name) => Algorithm::parse(name)
             .ok_or_else(|| RegistryError::new(Code::Unsupported, format!("digest algorithm {name} not supported")))?,
     };
-    let state = store(&cx).start(name, cx.new_id(), cx.now_ms(), algorithm).await?;
+    let state = store(&cx).start(name, cx.new_id(), cx.now_ms(), algorithm);
     in_progress(&cx, name, &state, 202)
 }
 
@@ -79,47 +88,85 @@ async fn put_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64)
     if len > cx.app.config.max_body {
         return Err(RegistryError::new(Code::TooLarge, format!("request body of {len} bytes exceeds {}", cx.app.config.max_body)));
     }
-    store_whole(cx, name, digest, len).await?;
+    store_whole(cx, name, digest, len, None).await?;
     created(name, digest)
 }
 
 /// Stores the request body (`len` bytes, the whole blob) as `digest` in `name`: linked if the
-/// blob is stored already, else streamed to its key with R2 verifying the digest. The bytes
-/// never enter wasm.
-async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64) -> Result<()> {
+/// blob is stored already, else streamed to `key` (default: its content-addressed key) with R2
+/// verifying the digest. The bytes never enter wasm. Returns whether the blob's data is now
+/// at `key` (not when the blob was stored before, or a racing upload stored it first).
+async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64, key: Option<String>) -> Result<bool> {
     let (r2, now) = (&cx.app.r2, cx.now_ms());
     match blobs::claim(r2, digest, now).await? {
         // Stored before: link it; the body is not needed.
-        Some(desc) => blobs::link(r2, name, digest, &desc).await?,
+        Some(desc) => {
+            blobs::link(r2, name, digest, &desc).await?;
+            Ok(false)
+        }
         None => {
-            let key = blobs::fresh_data_key(r2, digest, &cx.new_id()).await?;
+            let key = match key {
+                Some(k) => k,
+                None => blobs::fresh_data_key(r2, digest, &cx.new_id()).await?,
+            };
             if !r2.put_verified(&key, cx.req.inner().body(), len, digest).await? {
                 return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}")));
             }
-            blobs::commit(r2, name, digest, len, key, now).await?;
+            let (desc, _) = blobs::commit(r2, name, digest, len, key.clone(), now).await?;
+            Ok(desc.object == key)
         }
     }
-    Ok(())
+}
+
+/// The upload token of the request, checked (`None` when it has none).
+fn voucher(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Option<Voucher>> {
+    let Some(token) = cx.query("_state") else { return Ok(None) };
+    let max_age = cx.app.config.lifecycle.upload_max_age_ms;
+    Ok(Some(cx.app.config.upload_url_key.verify_at(name.as_str(), id, token, cx.now_ms(), max_age)?))
+}
+
+/// The fresh upload a token describes, if it describes one.
+fn fresh_state(name: &RepoName, id: &str, voucher: Option<Voucher>) -> Option<UploadState> {
+    match voucher {
+        Some(Voucher::Fresh { started_at, algorithm }) => Some(UploadState::new(id.to_string(), name, started_at, algorithm)),
+        _ => None,
+    }
+}
+
+fn vouched<'a>(voucher: Option<Voucher>, fresh: Option<&'a UploadState>) -> Vouched<'a> {
+    match (voucher, fresh) {
+        (_, Some(f)) => Vouched::Fresh(f),
+        (Some(Voucher::Offset(o)), None) => Vouched::Offset(o),
+        _ => Vouched::Unchecked,
+    }
 }
 
 pub async fn status(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
-    let Loaded { state, .. } = store(cx).load(name, id).await?;
+    let voucher = voucher(cx, name, id)?;
+    let fresh = fresh_state(name, id, voucher);
+    let state = store(cx).peek(name, id, vouched(voucher, fresh.as_ref())).await?;
     in_progress(cx, name, &state, 204)
 }
 
-/// Loads and leases the upload for a body write, checking token and Content-Range.
-async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, len: Option<u64>) -> Result<Loaded> {
-    let range_start = match cx.header("content-range") {
-        Some(h) => Some(chunk_start(&h, len).ok_or_else(|| {
+/// Where the client says a body starts (`Content-Range`), checked against the body's length.
+fn range_start(cx: &Context<'_>, len: Option<u64>) -> Result<Option<u64>> {
+    match cx.header("content-range") {
+        Some(h) => Ok(Some(chunk_start(&h, len).ok_or_else(|| {
             // Malformed (or not matching the body's length): a bad request. A well-formed
             // range that does not start at the upload's offset is 416 (in `acquire`).
             RegistryError::new(Code::BlobUploadInvalid, format!("invalid Content-Range {h:?}"))
-        })?),
-        None => None,
-    };
-    let token = cx.query("_state").ok_or_else(|| RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"))?;
-    let vouched = cx.app.config.upload_url_key.verify(name.as_str(), id, token)?;
-    store(cx).acquire(name, id, Some(vouched), range_start, cx.now_ms()).await
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Loads (or, for a fresh upload, creates) and leases the upload for a body write, checking
+/// token and Content-Range.
+async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, len: Option<u64>) -> Result<Loaded> {
+    let range_start = range_start(cx, len)?;
+    let voucher = voucher(cx, name, id)?.ok_or_else(|| RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"))?;
+    let fresh = fresh_state(name, id, Some(voucher));
+    store(cx).acquire(name, id, vouched(Some(voucher), fresh.as_ref()), range_start, cx.now_ms()).await
 }
 
 async fn append(cx: &Context<'_>, held: Loaded, len: Option<u64>) -> Result<Loaded> {
@@ -137,14 +184,41 @@ pub async fn patch(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Respons
 pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
     let digest = digest_param(&cx)?.ok_or_else(|| RegistryError::new(Code::DigestInvalid, "PUT needs ?digest="))?;
     let len = cx.content_length()?;
-    let held = acquire(&cx, name, id, len).await?;
-    // The whole blob in this one body, nothing uploaded before (POST, then PUT with the bytes,
-    // as skopeo and podman push small blobs): straight to its key, verified by R2, like a
-    // `POST ?digest=`. No hash state, no parts: the session just ends.
-    if let Some(len) = len.filter(|l| *l > 0 && *l <= cx.app.config.max_body && held.state.is_untouched()) {
+    let whole = len.filter(|l| *l > 0 && *l <= cx.app.config.max_body);
+    // The whole blob in this one body into a fresh upload (POST, then PUT with the bytes, as
+    // oras and python clients push small blobs): the bytes become the upload's single piece,
+    // verified by R2. No state, no hash state, no parts, no lease.
+    if let (Some(len), Some(fresh)) = (whole, fresh_state(name, id, voucher(&cx, name, id)?)) {
         let uploads = store(&cx);
-        return match store_whole(&cx, name, &digest, len).await {
-            Ok(()) => {
+        if uploads.find(name, id).await?.is_none() {
+            if range_start(&cx, len.into())?.is_some_and(|s| s != 0) {
+                return Err(RegistryError::new(Code::RangeInvalid, "Content-Range must start at 0").with_range(0));
+            }
+            uploads.ensure_unused(id).await?;
+            let piece = PathSpec::UploadPending { id, offset: 0 }.key();
+            return match store_whole(&cx, name, &digest, len, Some(piece)).await {
+                // The piece marks the upload as used; without one, a closed state does.
+                Ok(true) => created(name, &digest),
+                Ok(false) => {
+                    uploads.close(&fresh).await?;
+                    created(name, &digest)
+                }
+                // As on the chunked path, a digest mismatch ends the upload.
+                Err(e) if e.code == Code::DigestInvalid => {
+                    uploads.close(&fresh).await?;
+                    Err(e)
+                }
+                Err(e) => Err(e),
+            };
+        }
+    }
+    let held = acquire(&cx, name, id, len).await?;
+    // The whole blob into an upload whose state exists but holds nothing yet: straight to its
+    // content-addressed key, verified by R2, like a `POST ?digest=`; the session just ends.
+    if let Some(len) = whole.filter(|_| held.state.is_untouched()) {
+        let uploads = store(&cx);
+        return match store_whole(&cx, name, &digest, len, None).await {
+            Ok(_) => {
                 uploads.discard(&held.state, &cx.app.r2).await?;
                 created(name, &digest)
             }
@@ -165,9 +239,13 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
     created(name, &digest)
 }
 
+/// Cancels the upload: all it wrote is deleted, and a closed state keeps its URLs refused.
 pub async fn delete(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
     let uploads = store(cx);
-    let Loaded { state, .. } = uploads.load(name, id).await?;
+    let voucher = voucher(cx, name, id)?;
+    let fresh = fresh_state(name, id, voucher);
+    let state = uploads.peek(name, id, vouched(voucher, fresh.as_ref())).await?;
     uploads.discard(&state, &cx.app.r2).await?;
+    uploads.close(&state).await?;
     reply(204, &[], ResponseBody::Empty)
 }

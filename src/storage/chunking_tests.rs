@@ -5,7 +5,7 @@ use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::name::RepoName;
 use crate::storage::memory::MemoryBucket;
 use crate::storage::upload_state::UploadState;
-use crate::storage::uploads::{Loaded, Uploads, DEFAULT_LEASE_MS};
+use crate::storage::uploads::{Loaded, Uploads, Vouched, DEFAULT_LEASE_MS};
 use crate::storage::{Bucket, PutIf};
 use futures_executor::block_on;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -168,20 +168,20 @@ fn push_and_commit(blob: &[u8], chunks: &[usize], alg: Algorithm, digest: &Diges
     let (reads, result) = block_on(async {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
-        let state = uploads.start(&repo(), ID.into(), 1, alg).await.unwrap();
-        let mut vouched = state.offset;
+        let fresh = uploads.start(&repo(), ID.into(), 1, alg);
+        let mut vouched = Vouched::Fresh(&fresh);
         let mut at = 0;
         for &c in chunks {
-            let held = uploads.acquire(&repo(), ID, Some(vouched), Some(at as u64), 10).await.unwrap();
+            let held = uploads.acquire(&repo(), ID, vouched, Some(at as u64), 10).await.unwrap();
             let pieces: Vec<Vec<u8>> = blob[at..at + c].chunks(4096).map(|p| p.to_vec()).collect();
             let mut body = Body::new(pieces, known);
             let next = uploads.append(held, &mut body, &&sink, 200 * MIB, None).await.unwrap();
             at += c;
             assert_eq!(next.state.offset, at as u64);
-            vouched = next.state.offset;
+            vouched = Vouched::Offset(next.state.offset);
         }
         assert_eq!(at, blob.len());
-        let held = uploads.acquire(&repo(), ID, Some(vouched), None, 10).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, vouched, None, 10).await.unwrap();
         let result = uploads.commit(&repo(), held, digest, &&sink, 1).await;
         if let Ok(desc) = &result {
             assert_eq!(desc.size, blob.len() as u64);
@@ -215,7 +215,9 @@ fn a_digest_of_another_algorithm_is_verified_by_one_read_back() {
             let wrong = Digest::of(commit, b"something else");
             let (bucket, _, result) = push_and_commit(blob, chunks, upload, &wrong, true);
             assert_eq!(result.unwrap_err().code, Code::DigestInvalid);
-            assert!(bucket.keys().iter().all(|k| !k.starts_with("objects/") && !k.starts_with("uploads/") && !k.starts_with("blobs/")), "{:?}", bucket.keys());
+            // (But the closed state that refuses the upload's URLs from now on.)
+            let closed = crate::storage::paths::PathSpec::UploadState { id: ID }.key();
+            assert_eq!(bucket.keys(), vec![closed], "no bytes, parts or blobs left");
         }
     }
 }
@@ -310,12 +312,12 @@ fn a_body_longer_than_its_content_length_is_refused_an_empty_trailing_piece_is_n
         let bucket = MemoryBucket::new();
         let sink = MemorySink::new(&bucket);
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
-        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
-        let held = uploads.acquire(&repo(), ID, Some(0), None, 0).await.unwrap();
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 0).await.unwrap();
         let mut body = Announced { pieces: vec![vec![1u8; 100], vec![1u8; 5]].into(), announced: 100 };
         let e = uploads.append(held, &mut body, &&sink, MIB, None).await.err().unwrap();
         assert_eq!(e.code, Code::SizeInvalid);
-        let held = uploads.acquire(&repo(), ID, Some(0), None, 1).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Vouched::Offset(0), None, 1).await.unwrap();
         let mut body = Announced { pieces: vec![vec![1u8; 100], vec![]].into(), announced: 100 };
         assert_eq!(uploads.append(held, &mut body, &&sink, MIB, None).await.unwrap().state.offset, 100);
     });
@@ -449,16 +451,21 @@ fn digest_mismatch_discards_everything() {
     block_on(async {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
-        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
         let blob = data(7 * MIB as usize, 5);
-        let held = uploads.acquire(&repo(), ID, None, None, 0).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 0).await.unwrap();
         let mut body = Body::new(vec![blob.clone()], true);
         let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
         assert_eq!(held.state.parts.len(), 1);
         let wrong = Digest::of(Algorithm::Sha256, b"other");
         let err = uploads.commit(&repo(), held, &wrong, &&sink, 1).await.unwrap_err();
         assert_eq!(err.code, crate::oci::error::Code::DigestInvalid);
-        assert!(bucket.keys().is_empty(), "left: {:?}", bucket.keys());
+        // Nothing but the closed state that refuses the upload's URLs from now on.
+        let state_key = crate::storage::paths::PathSpec::UploadState { id: ID }.key();
+        assert_eq!(bucket.keys(), vec![state_key.clone()]);
+        let closed: UploadState = serde_json::from_slice(&bucket.get(&state_key).await.unwrap().unwrap().0).unwrap();
+        assert!(closed.closed && closed.pending.is_empty() && closed.multipart_id.is_none());
+        assert_eq!(uploads.load(&repo(), ID).await.unwrap_err().code, crate::oci::error::Code::BlobUploadUnknown);
         assert!(sink.uploads.borrow().is_empty(), "multipart aborted");
     });
 }
@@ -470,33 +477,73 @@ fn stale_tokens_ranges_races_and_ceilings() {
     block_on(async {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
-        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
         // (Forged upload URLs are refused before the store: auth::upload_url.)
-        let held = uploads.acquire(&repo(), ID, Some(0), Some(0), 0).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(0), 0).await.unwrap();
         // A racing request cannot take the lease: 429, retry when the lease runs out.
-        let e = uploads.acquire(&repo(), ID, Some(0), Some(0), 1).await.err().unwrap();
+        let e = uploads.acquire(&repo(), ID, Vouched::Offset(0), Some(0), 1).await.err().unwrap();
         assert_eq!((e.code, e.retry_after), (Code::TooManyRequests, Some(DEFAULT_LEASE_MS / 1000)));
         let mut body = Body::new(vec![vec![1u8; 22]], true);
         let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
         assert_eq!(held.state.offset, 22);
         // Retrying at the stale location, or out of order, is 416 with the real offset.
-        let e = uploads.acquire(&repo(), ID, Some(0), Some(0), 2).await.err().unwrap();
+        let e = uploads.acquire(&repo(), ID, Vouched::Offset(0), Some(0), 2).await.err().unwrap();
         assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(22)));
-        let e = uploads.acquire(&repo(), ID, Some(22), Some(30), 2).await.err().unwrap();
+        let e = uploads.acquire(&repo(), ID, Vouched::Offset(22), Some(30), 2).await.err().unwrap();
         assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(22)));
         // Over the ceiling: 413, and the upload is as it was.
-        let held = uploads.acquire(&repo(), ID, Some(22), Some(22), 2).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Vouched::Offset(22), Some(22), 2).await.unwrap();
         let mut body = Body::new(vec![vec![0u8; 101]], false);
         let e = uploads.append(held, &mut body, &&sink, 100, None).await.err().unwrap();
         assert_eq!(e.code, Code::TooLarge);
         let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
         assert_eq!((state.offset, state.lease_until), (22, 0));
         // A lease left by a dead request expires.
-        let held = uploads.acquire(&repo(), ID, Some(22), None, 3).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 3).await.unwrap();
         drop(held);
-        let e = uploads.acquire(&repo(), ID, Some(22), None, 4).await.err().unwrap();
+        let e = uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 4).await.err().unwrap();
         assert_eq!(e.code, Code::TooManyRequests);
-        assert!(uploads.acquire(&repo(), ID, Some(22), None, 3 + DEFAULT_LEASE_MS).await.is_ok());
+        assert!(uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 3 + DEFAULT_LEASE_MS).await.is_ok());
+    });
+}
+
+#[test]
+fn a_fresh_upload_is_stored_from_its_first_write_on_and_refused_once_used_or_closed() {
+    use crate::oci::error::Code;
+    const OTHER: &str = "1f8fad5b-d9cb-469f-a165-70867728950e";
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+        let sink = MemorySink::new(&bucket);
+        let fresh = uploads.start(&repo(), ID.into(), 5, Algorithm::Sha256);
+        assert!(bucket.keys().is_empty(), "starting writes nothing");
+        // A status sees the fresh upload; without its token the upload is unknown.
+        assert_eq!(uploads.peek(&repo(), ID, Vouched::Fresh(&fresh)).await.unwrap(), fresh);
+        assert_eq!(uploads.peek(&repo(), ID, Vouched::Unchecked).await.unwrap_err().code, Code::BlobUploadUnknown);
+        assert_eq!(uploads.acquire(&repo(), ID, Vouched::Offset(0), None, 0).await.unwrap_err().code, Code::BlobUploadUnknown);
+        // A first write that does not start at 0 is 416, and stores nothing.
+        let e = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(3), 0).await.unwrap_err();
+        assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(0)));
+        assert!(bucket.keys().is_empty());
+        // Two first writes at once: the first creates the state (leased), the other gets 429.
+        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(0), 0).await.unwrap();
+        assert_eq!(held.state.started_at, 5, "the start time the token carried");
+        let e = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(0), 1).await.unwrap_err();
+        assert_eq!(e.code, Code::TooManyRequests);
+        let mut body = Body::new(vec![vec![1u8; 10]], true);
+        let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
+        // The fresh token is stale now: 416 with the real offset.
+        let e = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 2).await.unwrap_err();
+        assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(10)));
+        // Committed: the state is gone, and the stored piece keeps the fresh token refused.
+        uploads.commit(&repo(), held, &Digest::of(Algorithm::Sha256, &[1u8; 10]), &&sink, 3).await.unwrap();
+        assert_eq!(uploads.peek(&repo(), ID, Vouched::Fresh(&fresh)).await.unwrap_err().code, Code::BlobUploadUnknown);
+        assert_eq!(uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 4).await.unwrap_err().code, Code::BlobUploadUnknown);
+        // Another fresh upload, closed before anything was written: refused from then on.
+        let other = uploads.start(&repo(), OTHER.into(), 5, Algorithm::Sha256);
+        uploads.close(&other).await.unwrap();
+        assert_eq!(uploads.peek(&repo(), OTHER, Vouched::Fresh(&other)).await.unwrap_err().code, Code::BlobUploadUnknown);
+        assert_eq!(uploads.acquire(&repo(), OTHER, Vouched::Fresh(&other), None, 5).await.unwrap_err().code, Code::BlobUploadUnknown);
     });
 }
 
@@ -509,14 +556,22 @@ fn second_upload_of_same_content_keeps_one_copy() {
         let sink = MemorySink::new(&bucket);
         let d = Digest::of(Algorithm::Sha256, &blob);
         for id in [ID, "1f8fad5b-d9cb-469f-a165-70867728950e"] {
-            uploads.start(&repo(), id.into(), 0, Algorithm::Sha256).await.unwrap();
-            let held = uploads.acquire(&repo(), id, None, None, 0).await.unwrap();
+            let fresh = uploads.start(&repo(), id.into(), 0, Algorithm::Sha256);
+            let held = uploads.acquire(&repo(), id, Vouched::Fresh(&fresh), None, 0).await.unwrap();
             let mut body = Body::new(vec![blob.clone()], true);
             let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
             uploads.commit(&repo(), held, &d, &&sink, 1).await.unwrap();
         }
         let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
         assert_eq!(objects.len(), 1, "{objects:?}");
+        // The second kept no bytes of its own: a closed state refuses its first URL.
+        let second = "1f8fad5b-d9cb-469f-a165-70867728950e";
+        let fresh = uploads.start(&repo(), second.into(), 0, Algorithm::Sha256);
+        assert_eq!(uploads.peek(&repo(), second, Vouched::Fresh(&fresh)).await.unwrap_err().code, crate::oci::error::Code::BlobUploadUnknown);
+        let first = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+        assert_eq!(uploads.peek(&repo(), ID, Vouched::Fresh(&first)).await.unwrap_err().code, crate::oci::error::Code::BlobUploadUnknown);
+        let states: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("uploads/")).collect();
+        assert_eq!(states, vec![crate::storage::paths::PathSpec::UploadState { id: second }.key()]);
     });
 }
 
@@ -551,8 +606,8 @@ fn the_lease_is_renewed_while_a_long_body_streams() {
     block_on(async {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &now };
         let sink = MemorySink::new(&bucket);
-        uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256).await.unwrap();
-        let held = uploads.acquire(&repo(), ID, None, None, clock.get()).await.unwrap();
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, clock.get()).await.unwrap();
         // 24 pieces at 5 s each: two minutes, four times the lease.
         let mut body = SlowBody { pieces: (0..24).map(|i| vec![i as u8; 1000]).collect(), clock: &clock, bucket: &bucket, leases: Vec::new() };
         let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
@@ -576,12 +631,12 @@ fn a_body_of_exactly_the_ceiling_is_taken_one_byte_more_is_not() {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &clock };
         for known in [true, false] {
             let id = if known { "00000000-0000-0000-0000-00000000000a" } else { "00000000-0000-0000-0000-00000000000b" };
-            uploads.start(&repo(), id.into(), 0, Algorithm::Sha256).await.unwrap();
-            let held = uploads.acquire(&repo(), id, Some(0), None, 0).await.unwrap();
+            let fresh = uploads.start(&repo(), id.into(), 0, Algorithm::Sha256);
+            let held = uploads.acquire(&repo(), id, Vouched::Fresh(&fresh), None, 0).await.unwrap();
             let mut body = Body::new(vec![vec![7u8; 60], vec![7u8; 40]], known);
             let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
             assert_eq!(held.state.offset, 100, "known length: {known}");
-            let held = uploads.acquire(&repo(), id, Some(100), None, 1).await.unwrap();
+            let held = uploads.acquire(&repo(), id, Vouched::Offset(100), None, 1).await.unwrap();
             let mut body = Body::new(vec![vec![7u8; 60], vec![7u8; 41]], known);
             let e = uploads.append(held, &mut body, &&sink, 100, None).await.err().unwrap();
             assert_eq!(e.code, Code::TooLarge, "known length: {known}");

@@ -11,9 +11,12 @@
 //!                                          object, completed in place on commit (no rename)
 //! objects/<upload-id>/<offset>             a pending piece: upload bytes that did not fill a
 //!                                          part yet, from <offset> on; a blob smaller than one
-//!                                          part keeps its single piece as its data
+//!                                          part keeps its single piece as its data, and so
+//!                                          does a whole blob PUT into a fresh upload
 //! uploads/<upload-id>/state                UploadState JSON: name, start time, offset, saved
-//!                                          hash state, multipart id, part etags, pending pieces
+//!                                          hash state, multipart id, part etags, pending pieces;
+//!                                          written by the upload's first write (a fresh upload
+//!                                          is its URL's token alone), closed by a cancel
 //! repositories/<name>/_layers/<alg>/<hex>/link
 //!                                          repository blob link: the repository may serve the
 //!                                          blob; holds a copy of the descriptor

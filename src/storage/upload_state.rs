@@ -1,6 +1,7 @@
 //! An upload session's persisted state: everything a chunk or the commit needs to continue
 //! the upload in another request (offset, saved hash state, multipart id and part etags,
-//! pending pieces, the lease). Stored as JSON in `uploads/<id>/state`; `uploads` owns its
+//! pending pieces, the lease). Stored as JSON in `uploads/<id>/state` from the upload's first
+//! write on (a fresh upload is described by its URL's token alone); `uploads` owns its
 //! lifecycle, `chunking` advances it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -41,6 +42,10 @@ pub struct UploadState {
     /// A request is writing until this time (ms); 0 when idle.
     #[serde(default)]
     pub lease_until: u64,
+    /// Closed for good (cancelled, or a whole PUT that failed its digest): its URLs are refused
+    /// until the purge removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
 }
 
 impl UploadState {
@@ -63,6 +68,7 @@ impl UploadState {
             parts: Vec::new(),
             pending: Vec::new(),
             lease_until: 0,
+            closed: false,
         }
     }
 

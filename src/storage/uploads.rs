@@ -1,18 +1,31 @@
 //! Upload sessions: start, append a chunk, commit, cancel (the state they keep is
 //! `upload_state`, the re-chunking of bodies `chunking`, the purge of abandoned ones `purge`).
 //!
-//! State lives in the bucket (`uploads/<id>/state`), never in KV: the next PATCH must see the
-//! last one's offset. Every change is a conditional put on the etag read before it, and a
-//! chunk first takes a short lease the same way, so of two racing PATCHes exactly one writes
-//! parts; the other gets 429 TOOMANYREQUESTS with `Retry-After` and changes nothing. The lease
-//! is short ([`DEFAULT_LEASE_MS`]) and renewed while the body streams, so a long chunk keeps it
-//! while a worker that dies mid-chunk frees the upload within one lease: the state still
-//! describes the last chunk that completed, and the client resumes from the offset `GET`
-//! reports.
+//! Starting an upload writes nothing: the upload URL's signed token describes a fresh upload
+//! (its id, start time and algorithm; `auth::upload_url`) until its first write creates the
+//! state, `uploads/<id>/state`, by a conditional put that only the first writer wins. A fresh
+//! upload whose whole blob arrives in one PUT never has a state: its bytes become the upload's
+//! single piece (the pending piece at offset 0, written once, R2 verifying the digest), which
+//! also marks the upload as used. So every upload costs one class-A operation less, and `POST`
+//! then `PUT` with the body costs three: the bytes, the descriptor and the link.
 //!
-//! A chunk names the offset its upload URL vouches for (the URL's signed token, checked by the
-//! caller: `auth::upload_url`); a genuine but stale one (an offset the upload has moved past)
-//! gets 416 with the real `Range`.
+//! A fresh token is refused once anything of its upload is in the bucket (a state, the piece at
+//! offset 0 or the completed object; two class-B heads) and once it is older than the purge's
+//! maximum age (checked by the caller), so it never starts an upload twice. Where none of those
+//! is left (a cancel, a commit that failed its digest, one that found the blob stored already
+//! and kept no bytes of its own), a closed state is written instead, so the token is refused
+//! then too, until the purge removes the closed state with the upload's maximum age.
+//!
+//! State lives in the bucket, never in KV: the next PATCH must see the last one's offset. Every
+//! change is a conditional put on the etag read before it, and a chunk first takes a short lease
+//! the same way, so of two racing PATCHes exactly one writes parts; the other gets 429
+//! TOOMANYREQUESTS with `Retry-After` and changes nothing. The lease is short
+//! ([`DEFAULT_LEASE_MS`]) and renewed while the body streams, so a long chunk keeps it while a
+//! worker that dies mid-chunk frees the upload within one lease: the state still describes the
+//! last chunk that completed, and the client resumes from the offset `GET` reports.
+//!
+//! A chunk names the offset its upload URL vouches for (checked by the caller); a genuine but
+//! stale one (an offset the upload has moved past) gets 416 with the real `Range`.
 
 use super::blobs;
 use super::chunking::{self, BodySource, PartSink};
@@ -29,6 +42,21 @@ pub const DEFAULT_LEASE_MS: u64 = 30_000;
 
 fn range_invalid(state: &UploadState, detail: impl Into<String>) -> RegistryError {
     RegistryError::new(Code::RangeInvalid, detail).with_range(state.offset)
+}
+
+fn unknown(id: &str) -> RegistryError {
+    RegistryError::new(Code::BlobUploadUnknown, format!("upload {id} unknown"))
+}
+
+/// What the upload URL a request came with vouches for (its token, checked by the caller).
+#[derive(Debug, Clone, Copy)]
+pub enum Vouched<'a> {
+    /// The upload is at this offset, its state in the bucket.
+    Offset(u64),
+    /// Nothing was written to the upload yet; this is the state [`Uploads::start`] described.
+    Fresh(&'a UploadState),
+    /// Nothing (a state in the bucket is trusted as it is).
+    Unchecked,
 }
 
 /// The session store.
@@ -82,33 +110,81 @@ impl<S: BodySource, B: Bucket + ?Sized> BodySource for Renewing<'_, S, B> {
 }
 
 /// A loaded state and the etag it was read with.
+#[derive(Debug)]
 pub struct Loaded {
     pub state: UploadState,
     pub etag: String,
 }
 
 impl<B: Bucket + ?Sized> Uploads<'_, B> {
-    pub async fn start(&self, name: &RepoName, id: String, now: u64, algorithm: Algorithm) -> Result<UploadState> {
-        let state = UploadState::new(id, name, now, algorithm);
-        self.bucket.put(&PathSpec::UploadState { id: &state.id }.key(), state.to_json(), None, PutIf::Always).await?;
-        Ok(state)
+    /// A new upload: nothing is written (see the module docs); the state describes it for the
+    /// upload URL's token.
+    pub fn start(&self, name: &RepoName, id: String, now: u64, algorithm: Algorithm) -> UploadState {
+        UploadState::new(id, name, now, algorithm)
+    }
+
+    /// The stored state of upload `id` of `name`, if there is one; a closed upload is unknown.
+    pub async fn find(&self, name: &RepoName, id: &str) -> Result<Option<Loaded>> {
+        let Some((bytes, etag)) = self.bucket.get(&PathSpec::UploadState { id }.key()).await? else { return Ok(None) };
+        let state: UploadState = serde_json::from_slice(&bytes).map_err(|e| RegistryError::internal(format!("corrupt upload state: {e}")))?;
+        if state.name != name.as_str() || state.closed {
+            return Err(unknown(id));
+        }
+        Ok(Some(Loaded { state, etag }))
     }
 
     pub async fn load(&self, name: &RepoName, id: &str) -> Result<Loaded> {
-        let unknown = || RegistryError::new(Code::BlobUploadUnknown, format!("upload {id} unknown"));
-        let (bytes, etag) = self.bucket.get(&PathSpec::UploadState { id }.key()).await?.ok_or_else(unknown)?;
-        let state: UploadState = serde_json::from_slice(&bytes).map_err(|e| RegistryError::internal(format!("corrupt upload state: {e}")))?;
-        if state.name != name.as_str() {
-            return Err(unknown());
+        self.find(name, id).await?.ok_or_else(|| unknown(id))
+    }
+
+    /// A fresh upload's token is good only while nothing of the upload is stored: no piece, no
+    /// completed object (a state is looked for by the caller).
+    pub async fn ensure_unused(&self, id: &str) -> Result<()> {
+        for key in [PathSpec::UploadPending { id, offset: 0 }.key(), PathSpec::UploadObject { id }.key()] {
+            if self.bucket.head(&key).await?.is_some() {
+                return Err(unknown(id));
+            }
         }
-        Ok(Loaded { state, etag })
+        Ok(())
+    }
+
+    /// The upload as a status request sees it: its stored state, or the fresh upload the URL
+    /// describes if nothing of it is stored.
+    pub async fn peek(&self, name: &RepoName, id: &str, vouched: Vouched<'_>) -> Result<UploadState> {
+        match (self.find(name, id).await?, vouched) {
+            (Some(Loaded { state, .. }), _) => Ok(state),
+            (None, Vouched::Fresh(fresh)) => {
+                self.ensure_unused(id).await?;
+                Ok(fresh.clone())
+            }
+            (None, _) => Err(unknown(id)),
+        }
+    }
+
+    /// Closes the upload for good: a closed state takes its place, so its URLs are refused
+    /// until the purge removes it with the upload's maximum age.
+    pub async fn close(&self, state: &UploadState) -> Result<()> {
+        // Nothing of it stays that a purge would have to find: no pieces, parts or lease.
+        let closed = UploadState { closed: true, offset: 0, multipart_id: None, parts: Vec::new(), pending: Vec::new(), lease_until: 0, ..state.clone() };
+        self.bucket.put(&PathSpec::UploadState { id: &state.id }.key(), closed.to_json(), None, PutIf::Always).await?;
+        Ok(())
     }
 
     /// Loads the state for a write through a URL vouching for offset `vouched`, checks it and
     /// the client's `Content-Range` start against the offset, and takes the lease.
-    pub async fn acquire(&self, name: &RepoName, id: &str, vouched: Option<u64>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
-        let Loaded { mut state, etag } = self.load(name, id).await?;
-        if let Some(v) = vouched {
+    pub async fn acquire(&self, name: &RepoName, id: &str, vouched: Vouched<'_>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
+        let Some(Loaded { mut state, etag }) = self.find(name, id).await? else {
+            return match vouched {
+                Vouched::Fresh(fresh) => self.begin(fresh, range_start, now).await,
+                _ => Err(unknown(id)),
+            };
+        };
+        let expected = match vouched {
+            Vouched::Offset(v) => Some(v),
+            Vouched::Fresh(_) => Some(0),
+            Vouched::Unchecked => None,
+        };
+        if let Some(v) = expected {
             if v != state.offset {
                 return Err(range_invalid(&state, format!("stale upload location (offset {v})")));
             }
@@ -128,6 +204,20 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             .put(&key, state.to_json(), None, PutIf::EtagMatches(etag))
             .await?
             .ok_or_else(|| busy(now + self.lease_ms, now))?;
+        Ok(Loaded { state, etag })
+    }
+
+    /// The first write of a fresh upload: its state is created, leased, by a conditional put
+    /// that only the first writer wins (a racing one gets 429, as it would for a lease).
+    async fn begin(&self, fresh: &UploadState, range_start: Option<u64>, now: u64) -> Result<Loaded> {
+        if let Some(start) = range_start.filter(|s| *s != 0) {
+            return Err(range_invalid(fresh, format!("Content-Range starts at {start}")));
+        }
+        self.ensure_unused(&fresh.id).await?;
+        let mut state = fresh.clone();
+        state.lease_until = now + self.lease_ms;
+        let key = PathSpec::UploadState { id: &state.id }.key();
+        let etag = self.bucket.put(&key, state.to_json(), None, PutIf::Absent).await?.ok_or_else(|| busy(now + self.lease_ms, now))?;
         Ok(Loaded { state, etag })
     }
 
@@ -184,6 +274,7 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             let computed = state.hasher()?.finish();
             if &computed != digest {
                 self.discard(&state, sink).await?;
+                self.close(&state).await?;
                 return Err(mismatch(&computed));
             }
         }
@@ -192,14 +283,23 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             let computed = sink.digest_of(&object, digest.algorithm()).await?;
             if computed.as_ref() != Some(digest) {
                 self.discard(&state, sink).await?;
+                self.close(&state).await?;
                 return Err(mismatch(&computed.map(|d| d.to_string()).unwrap_or_else(|| "unknown (object missing)".into())));
             }
         }
         // Losing to an upload of the same content deletes this one's object (one copy).
-        let (desc, _created) = blobs::commit(self.bucket, name, digest, state.offset, object, now).await?;
+        let (desc, _created) = blobs::commit(self.bucket, name, digest, state.offset, object.clone(), now).await?;
         let mut doomed = obsolete;
-        doomed.push(PathSpec::UploadState { id: &state.id }.key());
+        let kept = desc.object == object;
+        if kept {
+            // Its bytes stay where they were written, and keep its first URL refused.
+            doomed.push(PathSpec::UploadState { id: &state.id }.key());
+        }
         self.bucket.delete(&doomed).await?;
+        if !kept {
+            // Its own copy is gone: a closed state keeps its first URL refused.
+            self.close(&state).await?;
+        }
         Ok(desc)
     }
 
