@@ -27,9 +27,9 @@ function addOps(into, header) {
 export async function policyFigures() {
   const dir = mkdtempSync(join(tmpdir(), "bench-policy-"));
   const rule = { repos: ["bench/*"], keep_last: 100, untagged_after_days: 0 };
-  // One line per deletion is the worker's log; the bench prints the counts instead.
+  // A line per deletion and per run is the worker's log; the bench prints the counts instead.
   const onLog = (level, message) => {
-    if (!/^retention: (would delete|deleted) /.test(message)) withoutRequestLogs(level, message);
+    if (!/^(retention: (would delete|deleted) |lifecycle: )/.test(message)) withoutRequestLogs(level, message);
   };
   const { mf, url } = await startRegistry({ onLog, port: 0, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", RETENTION: JSON.stringify([rule]), LIFECYCLE_BUDGET: "800" } });
   try {
