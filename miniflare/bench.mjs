@@ -135,11 +135,16 @@ async function registryPush(dir) {
   // The same bytes once more, as one object: POST ?digest= (content-addressed key).
   const other = Buffer.concat([blob.subarray(1), blob.subarray(0, 1)]);
   const otherDigest = "sha256:" + createHash("sha256").update(other).digest("hex");
-  const res = await fetch(`${url}/v2/bench/single/blobs/uploads/?digest=${otherDigest}`, { method: "POST", body: other });
+  // Once more if the connection went away under the body (fetch reuses idle keep-alive
+  // connections, which the emulator may close just then; seen twice in a 200 MB POST).
+  const single = () => fetch(`${url}/v2/bench/single/blobs/uploads/?digest=${otherDigest}`, { method: "POST", body: other });
+  const res = await single().catch(single);
   if (res.status !== 201) throw new Error(`single push: ${res.status}`);
   const bucket = await mf.getR2Bucket("BLOBS");
-  const objects = (await bucket.list({ prefix: "objects/" })).objects.filter((o) => o.size === SIZE);
-  const keys = { multipart: objects[0].key, single: `blobs/sha256/${otherDigest.slice(7, 9)}/${otherDigest.slice(7)}/data` };
+  // The chunked pushes' object (multipart), as the blob's descriptor names it; the whole PUT's
+  // bytes are a single-put object under objects/ too.
+  const descriptor = await bucket.get(`blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}/descriptor`);
+  const keys = { multipart: JSON.parse(await descriptor.text()).object, single: `blobs/sha256/${otherDigest.slice(7, 9)}/${otherDigest.slice(7)}/data` };
   const peak = peakSince(before);
   await mf.dispose();
   return { mono, chunked, whole, wholeClassA, readBack, readBackCpu, keys, otherDigest, peak };
