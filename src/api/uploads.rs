@@ -118,33 +118,38 @@ async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u6
     }
 }
 
-/// The upload token of the request, checked (`None` when it has none).
-fn voucher(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Option<Voucher>> {
-    let Some(token) = cx.query("_state") else { return Ok(None) };
-    let max_age = cx.app.config.lifecycle.upload_max_age_ms;
-    Ok(Some(cx.app.config.upload_url_key.verify_at(name.as_str(), id, token, cx.now_ms(), max_age)?))
+/// The request's upload token, checked once: what it vouches for (`None` when the URL has no
+/// token), with the fresh upload it describes if it describes one.
+struct Token {
+    voucher: Option<Voucher>,
+    fresh: Option<UploadState>,
 }
 
-/// The fresh upload a token describes, if it describes one.
-fn fresh_state(name: &RepoName, id: &str, voucher: Option<Voucher>) -> Option<UploadState> {
-    match voucher {
-        Some(Voucher::Fresh { started_at, algorithm }) => Some(UploadState::new(id.to_string(), name, started_at, algorithm)),
-        _ => None,
+impl Token {
+    fn of(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Token> {
+        let Some(token) = cx.query("_state") else { return Ok(Token { voucher: None, fresh: None }) };
+        let max_age = cx.app.config.lifecycle.upload_max_age_ms;
+        let voucher = cx.app.config.upload_url_key.verify_at(name.as_str(), id, token, cx.now_ms(), max_age)?;
+        let fresh = match voucher {
+            Voucher::Fresh { started_at, algorithm } => Some(UploadState::new(id.to_string(), name, started_at, algorithm)),
+            Voucher::Offset(_) => None,
+        };
+        Ok(Token { voucher: Some(voucher), fresh })
     }
-}
 
-fn vouched<'a>(voucher: Option<Voucher>, fresh: Option<&'a UploadState>) -> Vouched<'a> {
-    match (voucher, fresh) {
-        (_, Some(f)) => Vouched::Fresh(f),
-        (Some(Voucher::Offset(o)), None) => Vouched::Offset(o),
-        _ => Vouched::Unchecked,
+    /// What the upload store is to check the stored state against.
+    fn vouched(&self) -> Vouched<'_> {
+        match (&self.fresh, self.voucher) {
+            (Some(f), _) => Vouched::Fresh(f),
+            (None, Some(Voucher::Offset(o))) => Vouched::Offset(o),
+            _ => Vouched::Unchecked,
+        }
     }
 }
 
 pub async fn status(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
-    let voucher = voucher(cx, name, id)?;
-    let fresh = fresh_state(name, id, voucher);
-    let state = store(cx).peek(name, id, vouched(voucher, fresh.as_ref())).await?;
+    let token = Token::of(cx, name, id)?;
+    let state = store(cx).peek(name, id, token.vouched()).await?;
     in_progress(cx, name, &state, 204)
 }
 
@@ -161,12 +166,13 @@ fn range_start(cx: &Context<'_>, len: Option<u64>) -> Result<Option<u64>> {
 }
 
 /// Loads (or, for a fresh upload, creates) and leases the upload for a body write, checking
-/// token and Content-Range.
-async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, len: Option<u64>) -> Result<Loaded> {
+/// the request's token and Content-Range.
+async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, token: &Token, len: Option<u64>) -> Result<Loaded> {
     let range_start = range_start(cx, len)?;
-    let voucher = voucher(cx, name, id)?.ok_or_else(|| RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"))?;
-    let fresh = fresh_state(name, id, Some(voucher));
-    store(cx).acquire(name, id, vouched(Some(voucher), fresh.as_ref()), range_start, cx.now_ms()).await
+    if token.voucher.is_none() {
+        return Err(RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"));
+    }
+    store(cx).acquire(name, id, token.vouched(), range_start, cx.now_ms()).await
 }
 
 async fn append(cx: &Context<'_>, held: Loaded, len: Option<u64>) -> Result<Loaded> {
@@ -176,7 +182,7 @@ async fn append(cx: &Context<'_>, held: Loaded, len: Option<u64>) -> Result<Load
 
 pub async fn patch(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
     let len = cx.content_length()?;
-    let held = acquire(&cx, name, id, len).await?;
+    let held = acquire(&cx, name, id, &Token::of(&cx, name, id)?, len).await?;
     let held = append(&cx, held, len).await?;
     in_progress(&cx, name, &held.state, 202)
 }
@@ -188,7 +194,8 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
     // The whole blob in this one body into a fresh upload (POST, then PUT with the bytes, as
     // oras and python clients push small blobs): the bytes become the upload's single piece,
     // verified by R2. No state, no hash state, no parts, no lease.
-    if let (Some(len), Some(fresh)) = (whole, fresh_state(name, id, voucher(&cx, name, id)?)) {
+    let token = Token::of(&cx, name, id)?;
+    if let (Some(len), Some(fresh)) = (whole, &token.fresh) {
         let uploads = store(&cx);
         if uploads.find(name, id).await?.is_none() {
             if range_start(&cx, len.into())?.is_some_and(|s| s != 0) {
@@ -200,19 +207,19 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
                 // The piece marks the upload as used; without one, a closed state does.
                 Ok(true) => created(name, &digest),
                 Ok(false) => {
-                    uploads.close(&fresh).await?;
+                    uploads.close(fresh).await?;
                     created(name, &digest)
                 }
                 // As on the chunked path, a digest mismatch ends the upload.
                 Err(e) if e.code == Code::DigestInvalid => {
-                    uploads.close(&fresh).await?;
+                    uploads.close(fresh).await?;
                     Err(e)
                 }
                 Err(e) => Err(e),
             };
         }
     }
-    let held = acquire(&cx, name, id, len).await?;
+    let held = acquire(&cx, name, id, &token, len).await?;
     // The whole blob into an upload whose state exists but holds nothing yet: straight to its
     // content-addressed key, verified by R2, like a `POST ?digest=`; the session just ends.
     if let Some(len) = whole.filter(|_| held.state.is_untouched()) {
@@ -242,9 +249,7 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
 /// Cancels the upload: all it wrote is deleted, and a closed state keeps its URLs refused.
 pub async fn delete(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
     let uploads = store(cx);
-    let voucher = voucher(cx, name, id)?;
-    let fresh = fresh_state(name, id, voucher);
-    let state = uploads.peek(name, id, vouched(voucher, fresh.as_ref())).await?;
+    let state = uploads.peek(name, id, Token::of(cx, name, id)?.vouched()).await?;
     uploads.discard(&state, &cx.app.r2).await?;
     uploads.close(&state).await?;
     reply(204, &[], ResponseBody::Empty)
