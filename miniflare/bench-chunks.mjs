@@ -7,16 +7,13 @@
 //   of the same 1 GiB, each in a fresh emulator (peaks are per process).
 // Alone: `node miniflare/bench-chunks.mjs` after a build. BENCH_CHUNKS_MB (default 100) and
 // BENCH_MEMORY_MB (default 1024, in MiB) set the sizes.
-import { Miniflare } from "miniflare";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { startRegistry, withoutRequestLogs } from "./registry.mjs";
+import { startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, peakSince } from "./procstat.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
 async function timed(fn) {
@@ -47,10 +44,7 @@ function randomChunks(size, max, seed = 0x2545f491) {
   return out;
 }
 
-async function startBaseline(dir) {
-  const mf = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "baseline"), host: "127.0.0.1", port: 0 });
-  return { mf, url: (await mf.ready).toString() };
-}
+const startBaselineIn = (dir) => startBaseline(join(dir, "baseline"));
 
 async function baselinePush(url, key, blob) {
   const res = await fetch(url + key, { method: "PUT", body: blob });
@@ -76,7 +70,7 @@ export async function chunkFigures() {
   const dir = mkdtempSync(join(tmpdir(), "bench-chunks-"));
   const out = {};
   try {
-    const base = await startBaseline(dir);
+    const base = await startBaselineIn(dir);
     const reg = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "registry"), bindings: { UPLOAD_SECRET: "bench" } });
     try {
       const variants = { "1 MiB": fixedChunks(size, 1 << 20), "random ≤ 37 MB": randomChunks(size, 37e6) };
@@ -94,7 +88,7 @@ export async function chunkFigures() {
     const mem = Number(process.env.BENCH_MEMORY_MB || 1024) * 1024 * 1024;
     const blob = randomBytes(mem);
     let before = new Set(Object.keys(workerdPeaks()));
-    const b = await startBaseline(dir);
+    const b = await startBaselineIn(dir);
     await baselinePush(b.url, "memory", blob);
     const baselinePeak = peakSince(before);
     await b.mf.dispose();

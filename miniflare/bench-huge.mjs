@@ -3,16 +3,13 @@
 // throughput and workerd's peak memory of each, and the peak of a plain JS worker pulling the
 // same stored object (the emulator's R2 reads multipart objects into memory: compare like with
 // like).
-import { Miniflare } from "miniflare";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { startRegistry, withoutRequestLogs } from "./registry.mjs";
+import { startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, peakSince } from "./procstat.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CHUNK = 64 * 1024 * 1024;
 
 async function drain(res) {
@@ -55,8 +52,8 @@ export async function hugeFigures(gib = Number(process.env.BENCH_HUGE_GIB || 6))
     const key = (await (await mf.getR2Bucket("BLOBS")).list({ prefix: "objects/" })).objects.find((o) => o.size === total).key;
     await mf.dispose();
     before = new Set(Object.keys(workerdPeaks()));
-    const base = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "r2"), host: "127.0.0.1", port: 0 });
-    const jsBack = await drain(await fetch((await base.ready).toString() + key));
+    const { mf: base, url: baseUrl } = await startBaseline(join(dir, "r2"));
+    const jsBack = await drain(await fetch(baseUrl + key));
     const jsPeak = peakSince(before);
     await base.dispose();
     if (jsBack.n !== total) throw new Error("the JS pull got the wrong size");

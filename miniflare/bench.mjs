@@ -19,22 +19,19 @@
 // - the web UI's first views in headless Chromium (miniflare/bench-ui.mjs);
 // - what a retention run costs per 1,000 manifests, and the push latency with and without
 //   events, and with and without the storage totals (miniflare/bench-policy.mjs).
-import { Miniflare } from "miniflare";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
-import { startRegistry, withoutRequestLogs } from "./registry.mjs";
+import { startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, workerdCpuMs, peakSince } from "./procstat.mjs";
 import { uiFigures } from "./bench-ui.mjs";
 import { policyFigures, eventsLatency, statsLatency } from "./bench-policy.mjs";
 import { hugeFigures } from "./bench-huge.mjs";
 import { chunkFigures } from "./bench-chunks.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SIZE = Number(process.env.BENCH_MB || 200) * 1000 * 1000;
 const CHUNK = 10 * 1000 * 1000;
 const blob = randomBytes(SIZE);
@@ -62,8 +59,7 @@ const mbps = (s) => (SIZE / 1e6 / s).toFixed(1);
 // (single put), then pulls `keys` (the registry's own objects) and its copy.
 async function baseline(dir, keys) {
   const before = new Set(Object.keys(workerdPeaks()));
-  const mf = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "r2"), host: "127.0.0.1", port: 0 });
-  const url = (await mf.ready).toString();
+  const { mf, url } = await startBaseline(join(dir, "r2"));
   const push = await timed(async () => {
     const res = await fetch(url + "baseline/blob", { method: "PUT", body: blob });
     if ((await res.text()) !== digest.slice(7)) throw new Error("baseline digest mismatch");
@@ -255,8 +251,7 @@ async function mirrorPull(dir) {
   await curlPull(direct);
   const directWarm = Math.min(await curlPull(direct), await curlPull(direct));
   // The bucket's own write speed from the same upstream, in plain JS: what a fill can reach here.
-  const js = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist: join(dir, "fill"), host: "127.0.0.1", port: 0 });
-  const jsUrl = (await js.ready).toString();
+  const { mf: js, url: jsUrl } = await startBaseline(join(dir, "fill"));
   const fill = await timed(async () => {
     const res = await fetch(`${jsUrl}fill?from=${encodeURIComponent(direct)}&sha256=${digest.slice(7)}`, { method: "POST" });
     if (res.status !== 201) throw new Error(`baseline fill: ${res.status}`);

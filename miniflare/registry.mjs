@@ -71,3 +71,10 @@ export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog, s
 export function withoutRequestLogs(level, message) {
   if (!message.startsWith('{"method":')) (level === "error" ? console.error : console.log)(message);
 }
+
+// The benches' plain JavaScript worker (baseline.js) on the emulator, its bucket BLOBS persisted
+// in `r2Persist`; `url` ends with a slash.
+export async function startBaseline(r2Persist) {
+  const mf = new Miniflare({ modules: true, scriptPath: join(root, "miniflare", "baseline.js"), compatibilityDate: "2026-04-01", r2Buckets: ["BLOBS"], r2Persist, host: "127.0.0.1", port: 0 });
+  return { mf, url: (await mf.ready).toString() };
+}

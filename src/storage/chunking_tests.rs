@@ -555,7 +555,8 @@ fn second_upload_of_same_content_keeps_one_copy() {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let sink = MemorySink::new(&bucket);
         let d = Digest::of(Algorithm::Sha256, &blob);
-        for id in [ID, "1f8fad5b-d9cb-469f-a165-70867728950e"] {
+        let second = "1f8fad5b-d9cb-469f-a165-70867728950e";
+        for id in [ID, second] {
             let fresh = uploads.start(&repo(), id.into(), 0, Algorithm::Sha256);
             let held = uploads.acquire(&repo(), id, Vouched::Fresh(&fresh), None, 0).await.unwrap();
             let mut body = Body::new(vec![blob.clone()], true);
@@ -565,7 +566,6 @@ fn second_upload_of_same_content_keeps_one_copy() {
         let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
         assert_eq!(objects.len(), 1, "{objects:?}");
         // The second kept no bytes of its own: a closed state refuses its first URL.
-        let second = "1f8fad5b-d9cb-469f-a165-70867728950e";
         let fresh = uploads.start(&repo(), second.into(), 0, Algorithm::Sha256);
         assert_eq!(uploads.peek(&repo(), second, Vouched::Fresh(&fresh)).await.unwrap_err().code, crate::oci::error::Code::BlobUploadUnknown);
         let first = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
