@@ -140,6 +140,44 @@ test("POST then PUT with the whole blob: written once, verified by R2, no hashin
   assert.equal(JSON.parse(await (await (await reg.bucket()).get(closed)).text()).closed, true);
 });
 
+test("POST, PATCH, PUT (as skopeo, podman and docker push): the PATCH writes the piece and the state, no lease; chunks below a part likewise", async () => {
+  const ops = (res) => Object.fromEntries(res.headers.get("registry-storage-ops").split(", ").map((kv) => kv.split("=")).map(([k, v]) => [k, Number(v)]));
+  const data = randomBytes(2_000_000);
+  let res = await reg.fetch("/v2/chunked-ops/blobs/uploads/", { method: "POST" });
+  assert.equal(ops(res)["r2-a"], 0);
+  const id = res.headers.get("location").match(/uploads\/([0-9a-f-]+)/)[1];
+  res = await reg.fetch(res.headers.get("location"), { method: "PATCH", body: data });
+  assert.equal(res.status, 202);
+  assert.equal(ops(res)["r2-a"], 2, "the piece and the state");
+  const state = JSON.parse(await (await (await reg.bucket()).get(`uploads/${id}/state`)).text());
+  assert.equal(state.lease_until, 0);
+  res = await reg.fetch(`${res.headers.get("location")}&digest=${sha256(data)}`, { method: "PUT" });
+  assert.equal(res.status, 201);
+  assert.equal(ops(res)["r2-a"], 3, "the lease, the descriptor and the link");
+
+  // 1 MiB chunks: each writes a piece of its own (its request's tag in the key) and the state.
+  const blob = randomBytes(3 * 1024 * 1024 + 5);
+  let loc = await startUpload(reg, "chunked-ops");
+  const counts = [];
+  for (let at = 0; at < blob.length; at += 1024 * 1024) {
+    const chunk = blob.subarray(at, at + 1024 * 1024);
+    res = await reg.fetch(loc, { method: "PATCH", body: chunk, headers: { "content-range": `${at}-${at + chunk.length - 1}` } });
+    assert.equal(res.status, 202);
+    counts.push(ops(res)["r2-a"]);
+    loc = res.headers.get("location");
+  }
+  assert.deepEqual(counts, [2, 2, 2, 2]);
+  const upload = loc.match(/uploads\/([0-9a-f-]+)/)[1];
+  const pieces = await reg.keys(`objects/${upload}/`);
+  assert.equal(pieces.length, 4);
+  assert.equal(pieces[0], `objects/${upload}/${"0".padStart(20, "0")}`);
+  for (const key of pieces.slice(1)) assert.match(key, /\/\d{20}\.[0-9a-f]{12}$/);
+  res = await reg.fetch(`${loc}&digest=${sha256(blob)}`, { method: "PUT" });
+  assert.equal(res.status, 201);
+  assert.deepEqual(Buffer.from(await (await reg.fetch(`/v2/chunked-ops/blobs/${sha256(blob)}`)).arrayBuffer()), blob);
+  assert.deepEqual(await reg.keys(`objects/${upload}/`), [`objects/${upload}/data`], "joined into one object; the pieces are gone");
+});
+
 test("sha512 blobs: monolithic, and chunked with digest-algorithm", async () => {
   const data = Buffer.from("sha512 content");
   let res = await reg.fetch(`/v2/s512/blobs/uploads/?digest=${sha512(data)}`, { method: "POST", body: data });

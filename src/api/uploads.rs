@@ -14,12 +14,13 @@ use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::routes::{blob_url, upload_url};
-use crate::storage::r2::RequestBody;
+use crate::storage::chunking::Limits;
+use crate::storage::r2::{RequestBody, Verified};
 use crate::http::upload_range;
 use crate::storage::upload_state::UploadState;
 use crate::auth::upload_url::Voucher;
 use crate::storage::paths::PathSpec;
-use crate::storage::uploads::{Loaded, Uploads, Vouched};
+use crate::storage::uploads::{After, Loaded, Uploads, Vouched};
 use crate::storage::blobs;
 
 fn wall_clock() -> u64 {
@@ -88,15 +89,23 @@ async fn put_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64)
     if len > cx.app.config.max_body {
         return Err(RegistryError::new(Code::TooLarge, format!("request body of {len} bytes exceeds {}", cx.app.config.max_body)));
     }
-    store_whole(cx, name, digest, len, None).await?;
+    store_whole(cx, name, digest, len, WholeKey::ContentAddressed).await?;
     created(name, digest)
 }
 
+/// Where a whole blob's bytes go: its own content-addressed key, or a fresh upload's first piece.
+enum WholeKey {
+    ContentAddressed,
+    /// The key of a fresh upload's piece at offset 0, written only if absent: its writer owns
+    /// the upload.
+    FirstPiece(String),
+}
+
 /// Stores the request body (`len` bytes, the whole blob) as `digest` in `name`: linked if the
-/// blob is stored already, else streamed to `key` (default: its content-addressed key) with R2
-/// verifying the digest. The bytes never enter wasm. Returns whether the blob's data is now
-/// at `key` (not when the blob was stored before, or a racing upload stored it first).
-async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64, key: Option<String>) -> Result<bool> {
+/// blob is stored already, else streamed to `key` with R2 verifying the digest. The bytes never
+/// enter wasm. Returns whether the blob's data is now at `key` (not when the blob was stored
+/// before, or a racing upload stored it first).
+async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64, key: WholeKey) -> Result<bool> {
     let (r2, now) = (&cx.app.r2, cx.now_ms());
     match blobs::claim(r2, digest, now).await? {
         // Stored before: link it; the body is not needed.
@@ -105,12 +114,14 @@ async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u6
             Ok(false)
         }
         None => {
-            let key = match key {
-                Some(k) => k,
-                None => blobs::fresh_data_key(r2, digest, &cx.new_id()).await?,
+            let (key, only_new) = match key {
+                WholeKey::FirstPiece(k) => (k, true),
+                WholeKey::ContentAddressed => (blobs::fresh_data_key(r2, digest, &cx.new_id()).await?, false),
             };
-            if !r2.put_verified(&key, cx.req.inner().body(), len, digest).await? {
-                return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}")));
+            match r2.put_verified(&key, cx.req.inner().body(), len, digest, only_new).await? {
+                Verified::Stored => {}
+                Verified::Mismatch => return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}"))),
+                Verified::Exists => return Err(crate::storage::chunking::first_piece_taken()),
             }
             let (desc, _) = blobs::commit(r2, name, digest, len, key.clone(), now).await?;
             Ok(desc.object == key)
@@ -165,25 +176,36 @@ fn range_start(cx: &Context<'_>, len: Option<u64>) -> Result<Option<u64>> {
     }
 }
 
-/// Loads (or, for a fresh upload, creates) and leases the upload for a body write, checking
-/// the request's token and Content-Range.
+/// The request's token, required for any write.
+fn require(token: &Token) -> Result<()> {
+    match token.voucher {
+        Some(_) => Ok(()),
+        None => Err(RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token")),
+    }
+}
+
+/// Loads (or, for a fresh upload, creates) and leases the upload for a commit without a body,
+/// checking the request's token and Content-Range.
 async fn acquire(cx: &Context<'_>, name: &RepoName, id: &str, token: &Token, len: Option<u64>) -> Result<Loaded> {
     let range_start = range_start(cx, len)?;
-    if token.voucher.is_none() {
-        return Err(RegistryError::new(Code::BlobUploadUnknown, "upload URL without its state token"));
-    }
+    require(token)?;
     store(cx).acquire(name, id, token.vouched(), range_start, cx.now_ms()).await
 }
 
-async fn append(cx: &Context<'_>, held: Loaded, len: Option<u64>) -> Result<Loaded> {
+/// Appends the request body to the upload, checking the request's token and Content-Range.
+async fn write(cx: &Context<'_>, name: &RepoName, id: &str, token: &Token, len: Option<u64>, after: After) -> Result<Loaded> {
+    let range_start = range_start(cx, len)?;
+    require(token)?;
     let mut body = RequestBody::new(&cx.req, len);
-    store(cx).append(held, &mut body, &cx.app.r2, cx.app.config.max_body, cx.app.config.part_size).await
+    let limits = Limits { max_body: cx.app.config.max_body, part_size: cx.app.config.part_size };
+    // A tag unique to this request for the pieces it writes (48 random bits).
+    let tag: String = cx.new_id().chars().filter(char::is_ascii_hexdigit).take(12).collect();
+    store(cx).write(name, id, token.vouched(), range_start, &mut body, &cx.app.r2, limits, &tag, after).await
 }
 
 pub async fn patch(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
     let len = cx.content_length()?;
-    let held = acquire(&cx, name, id, &Token::of(&cx, name, id)?, len).await?;
-    let held = append(&cx, held, len).await?;
+    let held = write(&cx, name, id, &Token::of(&cx, name, id)?, len, After::Release).await?;
     in_progress(&cx, name, &held.state, 202)
 }
 
@@ -202,55 +224,61 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
                 return Err(RegistryError::new(Code::RangeInvalid, "Content-Range must start at 0").with_range(0));
             }
             uploads.ensure_unused(id).await?;
-            let piece = PathSpec::UploadPending { id, offset: 0 }.key();
-            return match store_whole(&cx, name, &digest, len, Some(piece)).await {
-                // The piece marks the upload as used; without one, a closed state does.
+            let piece = PathSpec::UploadPending { id, offset: 0, tag: None }.key();
+            return match store_whole(&cx, name, &digest, len, WholeKey::FirstPiece(piece)).await {
+                // The piece marks the upload as used; without one, a closed state does (unless
+                // another request made the upload its own meanwhile).
                 Ok(true) => created(name, &digest),
                 Ok(false) => {
-                    uploads.close(fresh).await?;
+                    uploads.close_fresh(fresh).await?;
                     created(name, &digest)
                 }
                 // As on the chunked path, a digest mismatch ends the upload.
                 Err(e) if e.code == Code::DigestInvalid => {
-                    uploads.close(fresh).await?;
+                    uploads.close_fresh(fresh).await?;
                     Err(e)
                 }
                 Err(e) => Err(e),
             };
         }
     }
-    let held = acquire(&cx, name, id, &token, len).await?;
+    let has_body = len.is_some_and(|l| l > 0) || (len.is_none() && cx.req.inner().body().is_some());
+    if !has_body {
+        let held = acquire(&cx, name, id, &token, len).await?;
+        store(&cx).commit(name, held, &digest, &cx.app.r2, cx.now_ms()).await?;
+        return created(name, &digest);
+    }
     // The whole blob into an upload whose state exists but holds nothing yet: straight to its
     // content-addressed key, verified by R2, like a `POST ?digest=`; the session just ends.
-    if let Some(len) = whole.filter(|_| held.state.is_untouched()) {
+    if let Some(len) = whole {
         let uploads = store(&cx);
-        return match store_whole(&cx, name, &digest, len, None).await {
-            Ok(_) => {
-                uploads.discard(&held.state, &cx.app.r2).await?;
-                created(name, &digest)
-            }
-            // As on the chunked path, a digest mismatch ends the upload; other faults leave it.
-            Err(e) if e.code == Code::DigestInvalid => {
-                uploads.discard(&held.state, &cx.app.r2).await?;
-                Err(e)
-            }
-            Err(e) => {
-                let _ = uploads.release(held.state, held.etag).await;
-                Err(e)
-            }
-        };
+        if uploads.find(name, id).await?.is_some_and(|found| found.state.is_untouched()) {
+            let held = acquire(&cx, name, id, &token, Some(len)).await?;
+            return match store_whole(&cx, name, &digest, len, WholeKey::ContentAddressed).await {
+                Ok(_) => {
+                    uploads.discard(&held.state, &cx.app.r2).await?;
+                    created(name, &digest)
+                }
+                // As on the chunked path, a digest mismatch ends the upload; other faults leave it.
+                Err(e) if e.code == Code::DigestInvalid => {
+                    uploads.discard(&held.state, &cx.app.r2).await?;
+                    Err(e)
+                }
+                Err(e) => {
+                    let _ = uploads.release(held.state, held.etag).await;
+                    Err(e)
+                }
+            };
+        }
     }
-    let has_body = len.is_some_and(|l| l > 0) || (len.is_none() && cx.req.inner().body().is_some());
-    let held = if has_body { append(&cx, held, len).await? } else { held };
+    // The last chunk, then the commit under the lease its write kept.
+    let held = write(&cx, name, id, &token, len, After::Hold).await?;
     store(&cx).commit(name, held, &digest, &cx.app.r2, cx.now_ms()).await?;
     created(name, &digest)
 }
 
 /// Cancels the upload: all it wrote is deleted, and a closed state keeps its URLs refused.
 pub async fn delete(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
-    let uploads = store(cx);
-    let state = uploads.peek(name, id, Token::of(cx, name, id)?.vouched()).await?;
-    uploads.discard(&state, &cx.app.r2).await?;
-    uploads.close(&state).await?;
+    store(cx).cancel(name, id, Token::of(cx, name, id)?.vouched(), &cx.app.r2, cx.now_ms()).await?;
     reply(204, &[], ResponseBody::Empty)
 }

@@ -16,6 +16,10 @@
 //! - a body of unknown length is held in memory until a part fills (≤ P bytes), so memory stays
 //!   bounded by the part size plus one piece in flight.
 //!
+//! A pending piece's key carries the tag of the request that writes it, except the piece at
+//! offset 0, which is written only if absent: requests racing on one upload never write the
+//! same key, and [`Written`] lists what one request wrote, for it to undo when it loses.
+//!
 //! The engine is written against [`BodySource`] and [`PartSink`] so the same code runs on the
 //! worker (R2 + request streams) and natively in tests (memory, counted bytes).
 
@@ -51,7 +55,33 @@ pub trait BodySource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target<'a> {
     Part { key: &'a str, upload_id: &'a str, number: u16 },
-    Object { key: &'a str },
+    /// A whole object; with `only_new`, written only if there is none at `key` (else the write
+    /// fails with [`first_piece_taken`]).
+    Object { key: &'a str, only_new: bool },
+}
+
+/// A write `only_new` found its key taken: another request wrote the upload's first bytes.
+pub fn first_piece_taken() -> RegistryError {
+    RegistryError::new(Code::TooManyRequests, "another request wrote this upload's first bytes").with_retry_after(1)
+}
+
+/// What one request wrote to its upload, so that it can undo it when its state is not saved:
+/// the pending pieces (its own keys) and the multipart upload it created, if it did.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub pieces: Vec<String>,
+    pub multipart: Option<String>,
+}
+
+impl Written {
+    /// Undoes the writes (a multipart upload created is aborted, parts and all). Best effort:
+    /// what is left is the purge's, or R2's after a week.
+    pub async fn undo<K: PartSink>(self, state: &UploadState, sink: &K, bucket: &(impl super::Bucket + ?Sized)) {
+        if let Some(upload_id) = &self.multipart {
+            let _ = sink.abort(&state.object_key(), upload_id).await;
+        }
+        let _ = bucket.delete(&self.pieces).await;
+    }
 }
 
 /// A write of exactly the announced number of bytes.
@@ -110,22 +140,32 @@ struct Carry<P: Piece> {
     len: u64,
 }
 
+/// The limits of one body: its maximum length and the configured part size, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: u64,
+    pub part_size: Option<u64>,
+}
+
 /// Appends one request body to the upload: updates `state` (offset, parts, pending pieces,
-/// part size) and `hasher`. Returns the pending pieces absorbed into parts, to delete once
-/// the new state is saved. On error nothing in `state` is to be saved.
+/// part size) and `hasher`, the new pieces keyed with `tag` and recorded in `written`.
+/// Returns the pending pieces absorbed into parts, to delete once the new state is saved. On
+/// error nothing in `state` is to be saved.
 pub async fn append<S, K>(
     state: &mut UploadState,
     hasher: &mut BlobHasher,
     source: &mut S,
     sink: &K,
-    max_body: u64,
-    configured_part_size: Option<u64>,
+    limits: Limits,
+    tag: &str,
+    written: &mut Written,
 ) -> Result<Vec<String>>
 where
     S: BodySource,
     K: PartSink<Piece = S::Piece>,
 {
-    let part_size = *state.part_size.get_or_insert_with(|| choose_part_size(source.remaining(), configured_part_size));
+    let part_size = *state.part_size.get_or_insert_with(|| choose_part_size(source.remaining(), limits.part_size));
+    let max_body = limits.max_body;
     let mut reader = Reader { source, hasher, read: 0, max: max_body };
     let mut carry: Carry<S::Piece> = Carry { pieces: Default::default(), len: 0 };
     let mut absorbed = Vec::new();
@@ -138,13 +178,13 @@ where
         let need = part_size - state.pending_len();
         let remaining = reader.source.remaining();
         if carry.len >= need || remaining.is_some_and(|r| carry.len + r >= need) {
-            absorbed.extend(write_part(state, &mut reader, &mut carry, sink, part_size, need).await?);
+            absorbed.extend(write_part(state, &mut reader, &mut carry, sink, part_size, need, written).await?);
             continue;
         }
         if let Some(r) = remaining {
             // Known length, and it cannot fill the part: the rest is a pending piece.
             let len = carry.len + r;
-            write_pending(state, &mut reader, &mut carry, sink, len).await?;
+            write_pending(state, &mut reader, &mut carry, sink, len, tag, written).await?;
             break;
         }
         match reader.next().await? {
@@ -154,7 +194,7 @@ where
             }
             None => {
                 let len = carry.len;
-                write_pending(state, &mut reader, &mut carry, sink, len).await?;
+                write_pending(state, &mut reader, &mut carry, sink, len, tag, written).await?;
                 break;
             }
         }
@@ -203,6 +243,7 @@ async fn write_part<S, K>(
     sink: &K,
     part_size: u64,
     need: u64,
+    written: &mut Written,
 ) -> Result<Vec<String>>
 where
     S: BodySource,
@@ -217,7 +258,9 @@ where
     }
     let object = state.object_key();
     if state.multipart_id.is_none() {
-        state.multipart_id = Some(sink.create_multipart(&object).await?);
+        let created = sink.create_multipart(&object).await?;
+        written.multipart = Some(created.clone());
+        state.multipart_id = Some(created);
     }
     let upload_id = state.multipart_id.clone().expect("just set");
     let prefix = state.pending_keys();
@@ -236,6 +279,8 @@ async fn write_pending<S, K>(
     carry: &mut Carry<S::Piece>,
     sink: &K,
     len: u64,
+    tag: &str,
+    written: &mut Written,
 ) -> Result<()>
 where
     S: BodySource,
@@ -244,15 +289,17 @@ where
     if len == 0 {
         return Ok(());
     }
-    let key = state.pending_key(state.offset);
-    let mut writer = sink.start(Target::Object { key: &key }, len, &[]).await?;
+    let piece = Pending::new(state.offset, len, tag);
+    let key = state.pending_key(&piece);
+    let mut writer = sink.start(Target::Object { key: &key, only_new: piece.tag.is_none() }, len, &[]).await?;
     fill(reader, carry, &mut writer, len).await?;
     writer.finish().await?;
+    written.pieces.push(key);
     // Anything still arriving after the announced length is a lie about the body's size.
     if reader.next().await?.is_some_and(|p| p.len() > 0) {
         return Err(RegistryError::new(Code::SizeInvalid, "request body longer than its Content-Length"));
     }
-    state.pending.push(Pending { offset: state.offset, len });
+    state.pending.push(piece);
     state.offset += len;
     Ok(())
 }
@@ -276,7 +323,7 @@ pub async fn finish<K: PartSink>(state: &UploadState, sink: &K) -> Result<(Strin
     match pending.as_slice() {
         [single] => Ok((single.clone(), Vec::new())),
         _ => {
-            let writer = sink.start(Target::Object { key: &object }, state.pending_len(), &pending).await?;
+            let writer = sink.start(Target::Object { key: &object, only_new: false }, state.pending_len(), &pending).await?;
             writer.finish().await?;
             Ok((object, pending))
         }

@@ -5,7 +5,7 @@ use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::name::RepoName;
 use crate::storage::memory::MemoryBucket;
 use crate::storage::upload_state::UploadState;
-use crate::storage::uploads::{Loaded, Uploads, Vouched, DEFAULT_LEASE_MS};
+use crate::storage::uploads::{After, Loaded, Uploads, Vouched, DEFAULT_LEASE_MS};
 use crate::storage::{Bucket, PutIf};
 use futures_executor::block_on;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -74,6 +74,7 @@ impl<'a> MemorySink<'a> {
 struct MemoryWriter<'a> {
     sink: &'a MemorySink<'a>,
     target: (String, Option<(String, u16)>),
+    only_new: bool,
     len: u64,
     bytes: Vec<u8>,
 }
@@ -93,7 +94,10 @@ impl Writer for MemoryWriter<'_> {
                 self.sink.uploads.borrow_mut().get_mut(&upload).expect("live upload").insert(number, self.bytes);
                 Ok(format!("part{number}"))
             }
-            None => Ok(self.sink.bucket.put(&self.target.0, self.bytes, None, PutIf::Always).await?.unwrap()),
+            None => {
+                let condition = if self.only_new { PutIf::Absent } else { PutIf::Always };
+                self.sink.bucket.put(&self.target.0, self.bytes, None, condition).await?.ok_or_else(first_piece_taken)
+            }
         }
     }
 }
@@ -113,11 +117,11 @@ impl<'a> PartSink for &'a MemorySink<'a> {
         for key in prefix {
             bytes.extend(self.bucket.get(key).await?.expect("pending piece exists").0);
         }
-        let target = match target {
-            Target::Part { key, upload_id, number } => (key.to_string(), Some((upload_id.to_string(), number))),
-            Target::Object { key } => (key.to_string(), None),
+        let (target, only_new) = match target {
+            Target::Part { key, upload_id, number } => ((key.to_string(), Some((upload_id.to_string(), number))), false),
+            Target::Object { key, only_new } => ((key.to_string(), None), only_new),
         };
-        Ok(MemoryWriter { sink: self, target, len, bytes })
+        Ok(MemoryWriter { sink: self, target, only_new, len, bytes })
     }
     async fn complete(&self, key: &str, upload_id: &str, parts: &[(u16, String)]) -> Result<()> {
         let stored = self.uploads.borrow_mut().remove(upload_id).expect("live upload");
@@ -152,6 +156,11 @@ fn repo() -> RepoName {
     RepoName::parse("r").unwrap()
 }
 
+/// Appends `body` to upload `id` as a request would (tagged `tag`, at most `max_body` bytes).
+async fn write<S: BodySource<Piece = Vec<u8>>>(uploads: &Uploads<'_, MemoryBucket>, sink: &MemorySink<'_>, id: &str, vouched: Vouched<'_>, range_start: Option<u64>, body: &mut S, max_body: u64, tag: &str, after: After) -> Result<Loaded> {
+    uploads.write(&repo(), id, vouched, range_start, body, &sink, Limits { max_body, part_size: None }, tag, after).await
+}
+
 /// Pushes `blob` in chunks of the given sizes through the whole upload lifecycle, each chunk
 /// handed over in 4 KiB pieces as the emulator does; returns the stored bytes.
 fn push(blob: &[u8], chunks: &[usize], alg: Algorithm, known: bool) -> (Vec<u8>, MemoryBucket) {
@@ -171,11 +180,10 @@ fn push_and_commit(blob: &[u8], chunks: &[usize], alg: Algorithm, digest: &Diges
         let fresh = uploads.start(&repo(), ID.into(), 1, alg);
         let mut vouched = Vouched::Fresh(&fresh);
         let mut at = 0;
-        for &c in chunks {
-            let held = uploads.acquire(&repo(), ID, vouched, Some(at as u64), 10).await.unwrap();
+        for (i, &c) in chunks.iter().enumerate() {
             let pieces: Vec<Vec<u8>> = blob[at..at + c].chunks(4096).map(|p| p.to_vec()).collect();
             let mut body = Body::new(pieces, known);
-            let next = uploads.append(held, &mut body, &&sink, 200 * MIB, None).await.unwrap();
+            let next = write(&uploads, &sink, ID, vouched, Some(at as u64), &mut body, 200 * MIB, &format!("t{i}"), After::Release).await.unwrap();
             at += c;
             assert_eq!(next.state.offset, at as u64);
             vouched = Vouched::Offset(next.state.offset);
@@ -313,13 +321,12 @@ fn a_body_longer_than_its_content_length_is_refused_an_empty_trailing_piece_is_n
         let sink = MemorySink::new(&bucket);
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
         let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
-        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 0).await.unwrap();
         let mut body = Announced { pieces: vec![vec![1u8; 100], vec![1u8; 5]].into(), announced: 100 };
-        let e = uploads.append(held, &mut body, &&sink, MIB, None).await.err().unwrap();
+        let e = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, MIB, "t1", After::Release).await.err().unwrap();
         assert_eq!(e.code, Code::SizeInvalid);
-        let held = uploads.acquire(&repo(), ID, Vouched::Offset(0), None, 1).await.unwrap();
+        assert!(bucket.keys().is_empty(), "the piece it wrote is undone: {:?}", bucket.keys());
         let mut body = Announced { pieces: vec![vec![1u8; 100], vec![]].into(), announced: 100 };
-        assert_eq!(uploads.append(held, &mut body, &&sink, MIB, None).await.unwrap().state.offset, 100);
+        assert_eq!(write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, MIB, "t2", After::Release).await.unwrap().state.offset, 100);
     });
 }
 
@@ -384,7 +391,7 @@ impl<'a> PartSink for &'a CountingSink {
         let written: u64 = prefix.iter().map(|k| self.objects.borrow()[k]).sum();
         let (part, key) = match target {
             Target::Part { number, .. } => (Some(number), String::new()),
-            Target::Object { key } => (None, key.to_string()),
+            Target::Object { key, .. } => (None, key.to_string()),
         };
         Ok(CountingWriter { sink: self, part, key, len, written })
     }
@@ -416,7 +423,8 @@ fn simulated_12_gib_upload_makes_equal_parts() {
             first = false;
             let pieces: Vec<Counted> = (0..c / (1 << 20)).map(|_| Counted(1 << 20)).chain([Counted(c % (1 << 20))]).collect();
             let mut body = Body::new(pieces, known);
-            let absorbed = append(&mut state, &mut hasher, &mut body, &&sink, 100_000_000, None).await_now();
+            let limits = Limits { max_body: 100_000_000, part_size: None };
+            let absorbed = append(&mut state, &mut hasher, &mut body, &&sink, limits, "t", &mut Written::default()).await_now();
             for k in absorbed {
                 sink.objects.borrow_mut().remove(&k);
             }
@@ -453,9 +461,8 @@ fn digest_mismatch_discards_everything() {
         let sink = MemorySink::new(&bucket);
         let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
         let blob = data(7 * MIB as usize, 5);
-        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 0).await.unwrap();
         let mut body = Body::new(vec![blob.clone()], true);
-        let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
+        let held = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB, "t", After::Hold).await.unwrap();
         assert_eq!(held.state.parts.len(), 1);
         let wrong = Digest::of(Algorithm::Sha256, b"other");
         let err = uploads.commit(&repo(), held, &wrong, &&sink, 1).await.unwrap_err();
@@ -474,36 +481,49 @@ fn digest_mismatch_discards_everything() {
 fn stale_tokens_ranges_races_and_ceilings() {
     use crate::oci::error::Code;
     let bucket = MemoryBucket::new();
+    let clock = std::cell::Cell::new(0u64);
+    let now = || clock.get();
     block_on(async {
-        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &now };
         let sink = MemorySink::new(&bucket);
         let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
         // (Forged upload URLs are refused before the store: auth::upload_url.)
-        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(0), 0).await.unwrap();
-        // A racing request cannot take the lease: 429, retry when the lease runs out.
-        let e = uploads.acquire(&repo(), ID, Vouched::Offset(0), Some(0), 1).await.err().unwrap();
-        assert_eq!((e.code, e.retry_after), (Code::TooManyRequests, Some(DEFAULT_LEASE_MS / 1000)));
         let mut body = Body::new(vec![vec![1u8; 22]], true);
-        let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
-        assert_eq!(held.state.offset, 22);
+        let held = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), Some(0), &mut body, 100, "t1", After::Release).await.unwrap();
+        assert_eq!((held.state.offset, held.state.lease_until), (22, 0));
+        // While a commit holds the lease, a write gets 429: retry when the lease runs out.
+        uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 0).await.unwrap();
+        clock.set(1);
+        for known in [true, false] {
+            let mut body = Body::new(vec![vec![2u8; 5]], known);
+            let e = write(&uploads, &sink, ID, Vouched::Offset(22), Some(22), &mut body, 100, "t2", After::Release).await.err().unwrap();
+            assert_eq!((e.code, e.retry_after), (Code::TooManyRequests, Some(DEFAULT_LEASE_MS / 1000)));
+        }
+        // The commit died: its lease runs out.
+        clock.set(DEFAULT_LEASE_MS + 1);
         // Retrying at the stale location, or out of order, is 416 with the real offset.
-        let e = uploads.acquire(&repo(), ID, Vouched::Offset(0), Some(0), 2).await.err().unwrap();
+        let mut body = Body::new(vec![vec![2u8; 5]], true);
+        let e = write(&uploads, &sink, ID, Vouched::Offset(0), Some(0), &mut body, 100, "t3", After::Release).await.err().unwrap();
         assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(22)));
-        let e = uploads.acquire(&repo(), ID, Vouched::Offset(22), Some(30), 2).await.err().unwrap();
+        let e = write(&uploads, &sink, ID, Vouched::Offset(22), Some(30), &mut body, 100, "t3", After::Release).await.err().unwrap();
         assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(22)));
-        // Over the ceiling: 413, and the upload is as it was.
-        let held = uploads.acquire(&repo(), ID, Vouched::Offset(22), Some(22), 2).await.unwrap();
-        let mut body = Body::new(vec![vec![0u8; 101]], false);
-        let e = uploads.append(held, &mut body, &&sink, 100, None).await.err().unwrap();
-        assert_eq!(e.code, Code::TooLarge);
-        let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
-        assert_eq!((state.offset, state.lease_until), (22, 0));
+        // Over the ceiling (leased or not): 413, and the upload is as it was.
+        for known in [true, false] {
+            let mut body = Body::new(vec![vec![0u8; 101]], known);
+            let e = write(&uploads, &sink, ID, Vouched::Offset(22), Some(22), &mut body, 100, "t4", After::Release).await.err().unwrap();
+            assert_eq!(e.code, Code::TooLarge);
+            let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
+            assert_eq!(state.offset, 22);
+            assert!(state.lease_until <= clock.get(), "free (the dead commit's lease has run out)");
+        }
         // A lease left by a dead request expires.
-        let held = uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 3).await.unwrap();
-        drop(held);
-        let e = uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 4).await.err().unwrap();
+        let t = clock.get();
+        uploads.acquire(&repo(), ID, Vouched::Offset(22), None, t).await.unwrap();
+        let e = uploads.acquire(&repo(), ID, Vouched::Offset(22), None, t + 1).await.err().unwrap();
         assert_eq!(e.code, Code::TooManyRequests);
-        assert!(uploads.acquire(&repo(), ID, Vouched::Offset(22), None, 3 + DEFAULT_LEASE_MS).await.is_ok());
+        assert!(uploads.acquire(&repo(), ID, Vouched::Offset(22), None, t + DEFAULT_LEASE_MS).await.is_ok());
+        let pieces: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
+        assert_eq!(pieces, [format!("objects/{ID}/00000000000000000000")], "what the refused writes wrote is undone");
     });
 }
 
@@ -522,28 +542,182 @@ fn a_fresh_upload_is_stored_from_its_first_write_on_and_refused_once_used_or_clo
         assert_eq!(uploads.peek(&repo(), ID, Vouched::Unchecked).await.unwrap_err().code, Code::BlobUploadUnknown);
         assert_eq!(uploads.acquire(&repo(), ID, Vouched::Offset(0), None, 0).await.unwrap_err().code, Code::BlobUploadUnknown);
         // A first write that does not start at 0 is 416, and stores nothing.
+        let mut body = Body::new(vec![vec![1u8; 10]], true);
+        let e = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), Some(3), &mut body, 100, "t1", After::Release).await.unwrap_err();
+        assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(0)));
         let e = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(3), 0).await.unwrap_err();
         assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(0)));
         assert!(bucket.keys().is_empty());
-        // Two first writes at once: the first creates the state (leased), the other gets 429.
-        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(0), 0).await.unwrap();
-        assert_eq!(held.state.started_at, 5, "the start time the token carried");
-        let e = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), Some(0), 1).await.unwrap_err();
-        assert_eq!(e.code, Code::TooManyRequests);
         let mut body = Body::new(vec![vec![1u8; 10]], true);
-        let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
+        let held = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), Some(0), &mut body, 100, "t1", After::Hold).await.unwrap();
+        assert_eq!(held.state.started_at, 5, "the start time the token carried");
         // The fresh token is stale now: 416 with the real offset.
-        let e = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 2).await.unwrap_err();
+        let mut body = Body::new(vec![vec![1u8; 10]], true);
+        let e = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100, "t2", After::Release).await.unwrap_err();
         assert_eq!((e.code, e.upload_offset), (Code::RangeInvalid, Some(10)));
         // Committed: the state is gone, and the stored piece keeps the fresh token refused.
         uploads.commit(&repo(), held, &Digest::of(Algorithm::Sha256, &[1u8; 10]), &&sink, 3).await.unwrap();
         assert_eq!(uploads.peek(&repo(), ID, Vouched::Fresh(&fresh)).await.unwrap_err().code, Code::BlobUploadUnknown);
         assert_eq!(uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, 4).await.unwrap_err().code, Code::BlobUploadUnknown);
-        // Another fresh upload, closed before anything was written: refused from then on.
+        let mut body = Body::new(vec![vec![1u8; 10]], true);
+        let e = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100, "t3", After::Release).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
+        // Another fresh upload, cancelled before anything was written: refused from then on.
         let other = uploads.start(&repo(), OTHER.into(), 5, Algorithm::Sha256);
-        uploads.close(&other).await.unwrap();
+        uploads.cancel(&repo(), OTHER, Vouched::Fresh(&other), &&sink, 5).await.unwrap();
         assert_eq!(uploads.peek(&repo(), OTHER, Vouched::Fresh(&other)).await.unwrap_err().code, Code::BlobUploadUnknown);
         assert_eq!(uploads.acquire(&repo(), OTHER, Vouched::Fresh(&other), None, 5).await.unwrap_err().code, Code::BlobUploadUnknown);
+        let mut body = Body::new(vec![vec![1u8; 10]], true);
+        let e = write(&uploads, &sink, OTHER, Vouched::Fresh(&other), None, &mut body, 100, "t4", After::Release).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
+    });
+}
+
+/// A body that, before its first piece, lets a racing request run to its end.
+struct Racing<'a, B: BodySource> {
+    inner: B,
+    race: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>>,
+}
+
+#[async_trait(?Send)]
+impl<B: BodySource> BodySource for Racing<'_, B> {
+    type Piece = B::Piece;
+    async fn next(&mut self) -> Result<Option<B::Piece>> {
+        if let Some(race) = self.race.take() {
+            race.await;
+        }
+        self.inner.next().await
+    }
+    fn remaining(&self) -> Option<u64> {
+        self.inner.remaining()
+    }
+}
+
+/// The keys under `objects/` and `uploads/`.
+fn upload_keys(bucket: &MemoryBucket) -> Vec<String> {
+    bucket.keys().into_iter().filter(|k| k.starts_with("objects/") || k.starts_with("uploads/")).collect()
+}
+
+#[test]
+fn racing_unleased_writes_one_saves_the_other_undoes_all_it_wrote() {
+    use crate::oci::error::Code;
+    let p = MIN_PART_SIZE as usize;
+    let state_key = crate::storage::paths::PathSpec::UploadState { id: ID }.key();
+    // (the loser's body, the winner's body): the winner runs while the loser streams.
+    let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
+        (data(1000, 1), data(900, 2), "two first pieces at offset 0"),
+        (data(p + 7, 3), data(900, 4), "a first write with a part and a tail against one piece"),
+        (data(900, 5), data(2 * p, 6), "one piece against a first write of parts only"),
+    ];
+    for (loser_bytes, winner_bytes, what) in cases {
+        let bucket = MemoryBucket::new();
+        block_on(async {
+            let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+            let sink = MemorySink::new(&bucket);
+            let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+            let winner = async {
+                let mut body = Body::new(vec![winner_bytes.clone()], true);
+                write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB as u64, "win", After::Release).await.unwrap();
+            };
+            let mut body = Racing { inner: Body::new(loser_bytes.chunks(4096).map(|c| c.to_vec()).collect(), true), race: Some(Box::pin(winner)) };
+            let e = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB as u64, "lose", After::Release).await.unwrap_err();
+            assert_eq!(e.code, Code::TooManyRequests, "{what}");
+            assert!(sink.uploads.borrow().len() <= 1, "{what}: the loser's multipart upload is aborted");
+            let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
+            assert_eq!(state.offset, winner_bytes.len() as u64, "{what}");
+            let mut expected: Vec<String> = state.pending_keys();
+            expected.push(state_key.clone());
+            expected.sort();
+            assert_eq!(upload_keys(&bucket), expected, "{what}: only the winner's pieces");
+            // The winner's upload goes on to the right blob.
+            let held = uploads.acquire(&repo(), ID, Vouched::Offset(state.offset), None, 1).await.unwrap();
+            let desc = uploads.commit(&repo(), held, &Digest::of(Algorithm::Sha256, &winner_bytes), &&sink, 1).await.unwrap();
+            assert_eq!(bucket.get(&desc.object).await.unwrap().unwrap().0, winner_bytes, "{what}");
+        });
+    }
+}
+
+#[test]
+fn a_first_write_that_finds_its_upload_used_meanwhile_undoes_itself() {
+    use crate::oci::error::Code;
+    let p = MIN_PART_SIZE as usize;
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+        let sink = MemorySink::new(&bucket);
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+        // While a first write of one whole part streams, the same URL is used for a whole
+        // upload that is committed (its state deleted, its piece kept as the blob's data).
+        let small = data(900, 7);
+        let d = Digest::of(Algorithm::Sha256, &small);
+        let other = async {
+            let mut body = Body::new(vec![small.clone()], true);
+            let held = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB as u64, "other", After::Hold).await.unwrap();
+            uploads.commit(&repo(), held, &d, &&sink, 1).await.unwrap();
+        };
+        let big = data(p, 8);
+        let mut body = Racing { inner: Body::new(big.chunks(4096).map(|c| c.to_vec()).collect(), true), race: Some(Box::pin(other)) };
+        let e = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB as u64, "late", After::Release).await.unwrap_err();
+        assert_eq!(e.code, Code::BlobUploadUnknown);
+        // Nothing of the late write is left; the committed blob is intact.
+        assert_eq!(upload_keys(&bucket), [format!("objects/{ID}/00000000000000000000")]);
+        assert!(sink.uploads.borrow().is_empty(), "its multipart upload is aborted");
+        let (desc, _) = crate::storage::blobs::descriptor(&bucket, &d).await.unwrap().unwrap();
+        assert_eq!(bucket.get(&desc.object).await.unwrap().unwrap().0, small);
+    });
+}
+
+#[test]
+fn a_piece_written_unleased_loses_to_a_leased_write_and_is_undone() {
+    use crate::oci::error::Code;
+    let p = MIN_PART_SIZE as usize;
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+        let sink = MemorySink::new(&bucket);
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+        let first = data(10, 9);
+        let mut body = Body::new(vec![first.clone()], true);
+        write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB as u64, "a", After::Release).await.unwrap();
+        // A small chunk at offset 10 streams; meanwhile a chunk that fills a part (leased)
+        // is written at the same offset and saved.
+        let big = data(p, 10);
+        let leased = async {
+            let mut body = Body::new(vec![big.clone()], false);
+            let held = write(&uploads, &sink, ID, Vouched::Offset(10), Some(10), &mut body, 100 * MIB as u64, "b", After::Release).await.unwrap();
+            assert_eq!(held.state.parts.len(), 1);
+        };
+        let mut body = Racing { inner: Body::new(vec![vec![3u8; 20]], true), race: Some(Box::pin(leased)) };
+        let e = write(&uploads, &sink, ID, Vouched::Offset(10), Some(10), &mut body, 100 * MIB as u64, "c", After::Release).await.unwrap_err();
+        assert_eq!(e.code, Code::TooManyRequests);
+        assert!(!bucket.keys().iter().any(|k| k.ends_with(".c")), "the loser's piece is deleted: {:?}", bucket.keys());
+        let Loaded { state, .. } = uploads.load(&repo(), ID).await.unwrap();
+        let held = uploads.acquire(&repo(), ID, Vouched::Offset(state.offset), None, 1).await.unwrap();
+        let blob: Vec<u8> = first.iter().chain(big.iter()).copied().collect();
+        let desc = uploads.commit(&repo(), held, &Digest::of(Algorithm::Sha256, &blob), &&sink, 1).await.unwrap();
+        assert_eq!(bucket.get(&desc.object).await.unwrap().unwrap().0, blob);
+    });
+}
+
+#[test]
+fn a_cancel_waits_for_the_lease_and_then_leaves_only_a_closed_state() {
+    use crate::oci::error::Code;
+    let bucket = MemoryBucket::new();
+    block_on(async {
+        let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &|| 0 };
+        let sink = MemorySink::new(&bucket);
+        let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
+        let blob = data(7 * MIB as usize, 11);
+        let mut body = Body::new(vec![blob.clone()], true);
+        let held = write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB as u64, "a", After::Hold).await.unwrap();
+        // A commit holds the lease: a cancel now would delete what it is committing.
+        let e = uploads.cancel(&repo(), ID, Vouched::Offset(held.state.offset), &&sink, 1).await.unwrap_err();
+        assert_eq!(e.code, Code::TooManyRequests);
+        uploads.cancel(&repo(), ID, Vouched::Offset(held.state.offset), &&sink, DEFAULT_LEASE_MS + 1).await.unwrap();
+        let state_key = crate::storage::paths::PathSpec::UploadState { id: ID }.key();
+        assert_eq!(upload_keys(&bucket), [state_key]);
+        assert!(sink.uploads.borrow().is_empty(), "multipart aborted");
+        assert_eq!(uploads.peek(&repo(), ID, Vouched::Offset(held.state.offset)).await.unwrap_err().code, Code::BlobUploadUnknown);
     });
 }
 
@@ -558,9 +732,8 @@ fn second_upload_of_same_content_keeps_one_copy() {
         let second = "1f8fad5b-d9cb-469f-a165-70867728950e";
         for id in [ID, second] {
             let fresh = uploads.start(&repo(), id.into(), 0, Algorithm::Sha256);
-            let held = uploads.acquire(&repo(), id, Vouched::Fresh(&fresh), None, 0).await.unwrap();
             let mut body = Body::new(vec![blob.clone()], true);
-            let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
+            let held = write(&uploads, &sink, id, Vouched::Fresh(&fresh), None, &mut body, 100 * MIB, "t", After::Hold).await.unwrap();
             uploads.commit(&repo(), held, &d, &&sink, 1).await.unwrap();
         }
         let objects: Vec<String> = bucket.keys().into_iter().filter(|k| k.starts_with("objects/")).collect();
@@ -607,10 +780,12 @@ fn the_lease_is_renewed_while_a_long_body_streams() {
         let uploads = Uploads { bucket: &bucket, lease_ms: DEFAULT_LEASE_MS, clock: &now };
         let sink = MemorySink::new(&bucket);
         let fresh = uploads.start(&repo(), ID.into(), 0, Algorithm::Sha256);
-        let held = uploads.acquire(&repo(), ID, Vouched::Fresh(&fresh), None, clock.get()).await.unwrap();
-        // 24 pieces at 5 s each: two minutes, four times the lease.
+        let mut empty = Body::new(Vec::<Vec<u8>>::new(), true);
+        write(&uploads, &sink, ID, Vouched::Fresh(&fresh), None, &mut empty, 100 * MIB, "t0", After::Release).await.unwrap();
+        // A body of unknown length into a started upload takes the lease. 24 pieces at 5 s
+        // each: two minutes, four times the lease.
         let mut body = SlowBody { pieces: (0..24).map(|i| vec![i as u8; 1000]).collect(), clock: &clock, bucket: &bucket, leases: Vec::new() };
-        let held = uploads.append(held, &mut body, &&sink, 100 * MIB, None).await.unwrap();
+        let held = write(&uploads, &sink, ID, Vouched::Offset(0), None, &mut body, 100 * MIB, "t1", After::Release).await.unwrap();
         assert_eq!(held.state.offset, 24_000);
         for (at, until) in &body.leases {
             assert!(until > at, "the lease ran out while the body streamed: at {at}, until {until}");
@@ -632,13 +807,11 @@ fn a_body_of_exactly_the_ceiling_is_taken_one_byte_more_is_not() {
         for known in [true, false] {
             let id = if known { "00000000-0000-0000-0000-00000000000a" } else { "00000000-0000-0000-0000-00000000000b" };
             let fresh = uploads.start(&repo(), id.into(), 0, Algorithm::Sha256);
-            let held = uploads.acquire(&repo(), id, Vouched::Fresh(&fresh), None, 0).await.unwrap();
             let mut body = Body::new(vec![vec![7u8; 60], vec![7u8; 40]], known);
-            let held = uploads.append(held, &mut body, &&sink, 100, None).await.unwrap();
+            let held = write(&uploads, &sink, id, Vouched::Fresh(&fresh), None, &mut body, 100, "t1", After::Release).await.unwrap();
             assert_eq!(held.state.offset, 100, "known length: {known}");
-            let held = uploads.acquire(&repo(), id, Vouched::Offset(100), None, 1).await.unwrap();
             let mut body = Body::new(vec![vec![7u8; 60], vec![7u8; 41]], known);
-            let e = uploads.append(held, &mut body, &&sink, 100, None).await.err().unwrap();
+            let e = write(&uploads, &sink, id, Vouched::Offset(100), None, &mut body, 100, "t2", After::Release).await.err().unwrap();
             assert_eq!(e.code, Code::TooLarge, "known length: {known}");
         }
     });

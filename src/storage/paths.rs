@@ -9,10 +9,15 @@
 //!                                          were written (monolithic push, manifests)
 //! objects/<upload-id>/data                 the bytes of a chunked upload: the R2 multipart
 //!                                          object, completed in place on commit (no rename)
-//! objects/<upload-id>/<offset>             a pending piece: upload bytes that did not fill a
-//!                                          part yet, from <offset> on; a blob smaller than one
-//!                                          part keeps its single piece as its data, and so
-//!                                          does a whole blob PUT into a fresh upload
+//! objects/<upload-id>/<offset>             the pending piece at offset 0: upload bytes that did
+//!                                          not fill a part yet; written only if absent (its
+//!                                          writer owns the upload's first bytes, and the key
+//!                                          marks the upload as used); a blob smaller than one
+//!                                          part keeps it as its data, and so does a whole blob
+//!                                          PUT into a fresh upload
+//! objects/<upload-id>/<offset>.<tag>       a pending piece further on, <tag> unique to the
+//!                                          request that wrote it: racing writers never share a
+//!                                          key, so each deletes only what it wrote
 //! uploads/<upload-id>/state                UploadState JSON: name, start time, offset, saved
 //!                                          hash state, multipart id, part etags, pending pieces;
 //!                                          written by the upload's first write (a fresh upload
@@ -74,7 +79,8 @@ pub enum PathSpec<'a> {
     BlobDescriptor { digest: &'a Digest },
     BlobData { digest: &'a Digest },
     UploadObject { id: &'a str },
-    UploadPending { id: &'a str, offset: u64 },
+    /// A pending piece; `tag` names the request that wrote it (none for the piece at offset 0).
+    UploadPending { id: &'a str, offset: u64, tag: Option<&'a str> },
     UploadState { id: &'a str },
     LayerLink { name: &'a RepoName, digest: &'a Digest },
     /// Prefix of every layer link of a repository.
@@ -129,7 +135,8 @@ impl PathSpec<'_> {
             PathSpec::BlobDescriptor { digest } => format!("{}/descriptor", blob(digest)),
             PathSpec::BlobData { digest } => format!("{}/data", blob(digest)),
             PathSpec::UploadObject { id } => format!("objects/{id}/data"),
-            PathSpec::UploadPending { id, offset } => format!("objects/{id}/{offset:020}"),
+            PathSpec::UploadPending { id, offset, tag: None } => format!("objects/{id}/{offset:020}"),
+            PathSpec::UploadPending { id, offset, tag: Some(tag) } => format!("objects/{id}/{offset:020}.{tag}"),
             PathSpec::UploadState { id } => format!("uploads/{id}/state"),
             PathSpec::LayerLink { name, digest } => {
                 format!("repositories/{name}/_layers/{}/{}/link", digest.algorithm().as_str(), digest.hex())
@@ -295,7 +302,8 @@ mod tests {
             (PathSpec::BlobDescriptor { digest: &d }, format!("blobs/sha256/e3/{h}/descriptor")),
             (PathSpec::BlobData { digest: &d }, format!("blobs/sha256/e3/{h}/data")),
             (PathSpec::UploadObject { id: "u" }, "objects/u/data".into()),
-            (PathSpec::UploadPending { id: "u", offset: 42 }, "objects/u/00000000000000000042".into()),
+            (PathSpec::UploadPending { id: "u", offset: 0, tag: None }, "objects/u/00000000000000000000".into()),
+            (PathSpec::UploadPending { id: "u", offset: 42, tag: Some("t1") }, "objects/u/00000000000000000042.t1".into()),
             (PathSpec::UploadState { id: "u" }, "uploads/u/state".into()),
             (PathSpec::LayerLink { name: &n, digest: &d }, format!("repositories/a/b/_layers/sha256/{h}/link")),
             (PathSpec::ManifestRevision { name: &n, digest: &d }, format!("repositories/a/b/_manifests/revisions/sha256/{h}/link")),
@@ -389,7 +397,9 @@ mod tests {
         assert!(PathSpec::CatalogEntry { name: &n }.key().starts_with(&PathSpec::Catalog.key()));
         assert!(PathSpec::LayerLink { name: &n, digest: &d }.key().starts_with(&PathSpec::LayerLinks { name: &n }.key()));
         // Pending pieces sort by offset.
-        assert!(PathSpec::UploadPending { id: "u", offset: 9 }.key() < PathSpec::UploadPending { id: "u", offset: 10 }.key());
+        let piece = |offset, tag| PathSpec::UploadPending { id: "u", offset, tag }.key();
+        assert!(piece(9, Some("zz")) < piece(10, Some("aa")));
+        assert!(piece(0, None) < piece(1, Some("aa")));
     }
 
     #[test]

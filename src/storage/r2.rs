@@ -98,13 +98,20 @@ export async function drainBody(request, limit) {
 }
 
 // Starts writing exactly `len` bytes to a part (uploadId set) or an object, beginning with the
-// bytes of the objects `prefixKeys`, which count towards `len`.
-export function startWrite(bucket, key, uploadId, number, len, prefixKeys) {
+// bytes of the objects `prefixKeys`, which count towards `len`. With `onlyNew`, the object is
+// written only if there is none at `key`; when there is, the write fails with TAKEN.
+const TAKEN = "registry: the object exists";
+export function startWrite(bucket, key, uploadId, number, len, prefixKeys, onlyNew) {
   const { readable, writable } = new FixedLengthStream(len);
   const writer = writable.getWriter();
   const done = uploadId
     ? bucket.resumeMultipartUpload(key, uploadId).uploadPart(number, readable).then((p) => p.etag)
-    : bucket.put(key, readable).then((o) => o.etag);
+    : bucket.put(key, readable, onlyNew ? { onlyIf: { etagDoesNotMatch: "*" } } : {}).then((o) => {
+        if (o) return o.etag;
+        // Refused without reading the rest: the writes waiting on the stream must not hang.
+        writer.abort(new Error(TAKEN)).catch(() => {});
+        return "";
+      });
   done.catch(() => {});
   const ready = (async () => {
     for (const k of prefixKeys) {
@@ -122,30 +129,47 @@ export function startWrite(bucket, key, uploadId, number, len, prefixKeys) {
   return { writer, done, ready };
 }
 
+// A write that failed because its object exists throws TAKEN, whichever step noticed.
+async function orTaken(w, step) {
+  try {
+    return await step();
+  } catch (e) {
+    if ((await w.done.catch(() => null)) === "") throw new Error(TAKEN);
+    throw e;
+  }
+}
+
 export async function writePiece(w, piece) {
   await w.ready;
-  await w.writer.write(piece);
+  await orTaken(w, () => w.writer.write(piece));
 }
 
 export async function finishWrite(w) {
   await w.ready;
-  await w.writer.close();
-  return await w.done;
+  await orTaken(w, () => w.writer.close());
+  const etag = await w.done;
+  if (etag === "") throw new Error(TAKEN);
+  return etag;
 }
 
-// Streams a request body of known length straight to `key`, letting R2 verify its digest.
-// Returns "ok", "mismatch" (nothing stored) or throws on other failures. R2 reports a checksum
-// that does not match with its documented error code 10037 (BadDigest) closing the message.
-export async function putVerified(bucket, key, body, len, algorithm, hex) {
+// Streams a request body of known length straight to `key`, letting R2 verify its digest
+// (with `onlyNew`, only if there is no object at `key`). Returns "ok", "mismatch" (nothing
+// stored), "exists" (nothing stored) or throws on other failures. R2 reports a checksum that
+// does not match with its documented error code 10037 (BadDigest) closing the message.
+export async function putVerified(bucket, key, body, len, algorithm, hex, onlyNew) {
   const { readable, writable } = new FixedLengthStream(len);
   const piping = body ? body.pipeTo(writable) : writable.close();
   piping.catch(() => {});
+  const options = { [algorithm]: hex };
+  if (onlyNew) options.onlyIf = { etagDoesNotMatch: "*" };
+  let stored;
   try {
-    await bucket.put(key, readable, { [algorithm]: hex });
+    stored = await bucket.put(key, readable, options);
   } catch (e) {
     if (/\(10037\)\s*$/.test(String(e && e.message))) return "mismatch";
     throw e;
   }
+  if (!stored) return "exists";
   await piping;
   return "ok";
 }
@@ -226,7 +250,7 @@ extern "C" {
     #[wasm_bindgen(js_name = drainBody)]
     async fn drain_body(request: &JsValue, limit: f64) -> JsValue;
     #[wasm_bindgen(js_name = startWrite, catch)]
-    fn start_write(bucket: &JsValue, key: &str, upload_id: Option<String>, number: u16, len: f64, prefix: Array) -> std::result::Result<JsValue, JsValue>;
+    fn start_write(bucket: &JsValue, key: &str, upload_id: Option<String>, number: u16, len: f64, prefix: Array, only_new: bool) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = writePiece, catch)]
     async fn write_piece(w: &JsValue, piece: &Uint8Array) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = finishWrite, catch)]
@@ -236,7 +260,7 @@ extern "C" {
     #[wasm_bindgen(js_name = fillMultipart, catch)]
     fn fill_multipart(bucket: &JsValue, key: &str, body: &JsValue, part_size: f64, algorithm: &str) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = putVerified, catch)]
-    async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
+    async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str, only_new: bool) -> std::result::Result<JsValue, JsValue>;
 }
 
 fn js_err(context: &str) -> impl Fn(JsValue) -> RegistryError + '_ {
@@ -282,16 +306,30 @@ impl R2 {
         }
     }
 
-    /// Streams `body` (of `len` bytes) to `key`, verified by R2 against `digest`. False on a
-    /// digest mismatch, in which case nothing was stored.
-    pub async fn put_verified(&self, key: &str, body: Option<web_sys::ReadableStream>, len: u64, digest: &crate::oci::digest::Digest) -> Result<bool> {
+    /// Streams `body` (of `len` bytes) to `key`, verified by R2 against `digest`; with
+    /// `only_new`, only if there is no object at `key`. Nothing is stored unless it says so.
+    pub async fn put_verified(&self, key: &str, body: Option<web_sys::ReadableStream>, len: u64, digest: &crate::oci::digest::Digest, only_new: bool) -> Result<Verified> {
         self.meter.add(Op::R2ClassA, 1);
         let body = body.map(JsValue::from).unwrap_or(JsValue::NULL);
-        let r = put_verified(self.raw(), key, body, len as f64, digest.algorithm().as_str(), digest.hex())
+        let r = put_verified(self.raw(), key, body, len as f64, digest.algorithm().as_str(), digest.hex(), only_new)
             .await
             .map_err(js_err("put blob"))?;
-        Ok(r.as_string().as_deref() == Some("ok"))
+        Ok(match r.as_string().as_deref() {
+            Some("ok") => Verified::Stored,
+            Some("exists") => Verified::Exists,
+            _ => Verified::Mismatch,
+        })
     }
+}
+
+/// What [`R2::put_verified`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    Stored,
+    /// The bytes do not have the digest: nothing stored.
+    Mismatch,
+    /// An object was at the key already (a write that was to be the first): nothing stored.
+    Exists,
 }
 
 /// A fill of the bucket from a stream that a client reads at the same time ([`R2::fill_verified`]).
@@ -483,6 +521,18 @@ impl BodySource for RequestBody {
     }
 }
 
+/// A write's failure: [`super::chunking::first_piece_taken`] when its key was taken (`startWrite`).
+fn write_err(context: &str) -> impl Fn(JsValue) -> RegistryError + '_ {
+    move |e| {
+        let message = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
+        if message == "registry: the object exists" {
+            super::chunking::first_piece_taken()
+        } else {
+            js_err(context)(e)
+        }
+    }
+}
+
 pub struct R2Writer {
     inner: JsValue,
 }
@@ -492,12 +542,12 @@ impl Writer for R2Writer {
     type Piece = Uint8Array;
 
     async fn write(&mut self, piece: Uint8Array) -> Result<()> {
-        write_piece(&self.inner, &piece).await.map_err(js_err("write"))?;
+        write_piece(&self.inner, &piece).await.map_err(write_err("write"))?;
         Ok(())
     }
 
     async fn finish(self) -> Result<String> {
-        let etag = finish_write(&self.inner).await.map_err(js_err("finish write"))?;
+        let etag = finish_write(&self.inner).await.map_err(write_err("finish write"))?;
         etag.as_string().filter(|e| !e.is_empty()).ok_or_else(|| RegistryError::internal("R2 returned a write without an etag"))
     }
 }
@@ -522,11 +572,11 @@ impl PartSink for R2 {
         self.meter.add(Op::R2ClassA, 1);
         self.meter.add(Op::R2ClassB, prefix.len() as u32);
         let keys: Array = prefix.iter().map(|k| JsValue::from_str(k)).collect();
-        let (key, upload_id, number) = match target {
-            Target::Part { key, upload_id, number } => (key, Some(upload_id.to_string()), number),
-            Target::Object { key } => (key, None, 0),
+        let (key, upload_id, number, only_new) = match target {
+            Target::Part { key, upload_id, number } => (key, Some(upload_id.to_string()), number, false),
+            Target::Object { key, only_new } => (key, None, 0, only_new),
         };
-        let inner = start_write(self.raw(), key, upload_id, number, len as f64, keys).map_err(js_err("start write"))?;
+        let inner = start_write(self.raw(), key, upload_id, number, len as f64, keys, only_new).map_err(js_err("start write"))?;
         Ok(R2Writer { inner })
     }
 

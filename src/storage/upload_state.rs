@@ -18,6 +18,17 @@ use crate::oci::name::RepoName;
 pub struct Pending {
     pub offset: u64,
     pub len: u64,
+    /// The tag of the request that wrote it, part of its key (none at offset 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl Pending {
+    /// The piece `len` bytes from `offset` on, written by the request tagged `tag`: the piece
+    /// at offset 0 has the upload's one untagged key.
+    pub fn new(offset: u64, len: u64, tag: &str) -> Self {
+        Pending { offset, len, tag: (offset > 0).then(|| tag.to_string()) }
+    }
 }
 
 /// Everything an upload needs to continue in another request.
@@ -87,12 +98,12 @@ impl UploadState {
         self.pending.iter().map(|p| p.len).sum()
     }
 
-    pub fn pending_key(&self, offset: u64) -> String {
-        PathSpec::UploadPending { id: &self.id, offset }.key()
+    pub fn pending_key(&self, piece: &Pending) -> String {
+        PathSpec::UploadPending { id: &self.id, offset: piece.offset, tag: piece.tag.as_deref() }.key()
     }
 
     pub fn pending_keys(&self) -> Vec<String> {
-        self.pending.iter().map(|p| self.pending_key(p.offset)).collect()
+        self.pending.iter().map(|p| self.pending_key(p)).collect()
     }
 
     /// The multipart object (or joined object) this upload completes into.
@@ -125,7 +136,7 @@ mod tests {
             UploadState { offset: 1, ..fresh.clone() },
             UploadState { multipart_id: Some("m".into()), ..fresh.clone() },
             UploadState { parts: vec![(1, "e".into())], ..fresh.clone() },
-            UploadState { pending: vec![Pending { offset: 0, len: 0 }], ..fresh.clone() },
+            UploadState { pending: vec![Pending::new(0, 0, "t")], ..fresh.clone() },
         ] {
             assert!(!touched.is_untouched(), "{touched:?}");
         }

@@ -17,18 +17,35 @@
 //! then too, until the purge removes the closed state with the upload's maximum age.
 //!
 //! State lives in the bucket, never in KV: the next PATCH must see the last one's offset. Every
-//! change is a conditional put on the etag read before it, and a chunk first takes a short lease
-//! the same way, so of two racing PATCHes exactly one writes parts; the other gets 429
-//! TOOMANYREQUESTS with `Retry-After` and changes nothing. The lease is short
-//! ([`DEFAULT_LEASE_MS`]) and renewed while the body streams, so a long chunk keeps it while a
-//! worker that dies mid-chunk frees the upload within one lease: the state still describes the
-//! last chunk that completed, and the client resumes from the offset `GET` reports.
+//! change is a conditional put: on the etag read before it, or, for the upload's first write,
+//! on there being no state at all. How a body write excludes a racing one depends on what it
+//! writes:
+//! - **A first write, or a body that ends in one pending piece** (its length known, too short
+//!   to fill a part) takes no lease. Its pieces have keys of their own (the request's tag; the
+//!   piece at offset 0 is written only if absent), a multipart upload it creates is its own,
+//!   and it saves the state conditionally at the end. Of two racing writes exactly one saves;
+//!   the other undoes what it wrote (`chunking::Written`) and gets 429 TOOMANYREQUESTS with
+//!   `Retry-After`. This saves the lease's class-A operation on the writes clients make most:
+//!   skopeo's, podman's and docker's single PATCH, and chunks smaller than a part.
+//!   A first write checks once more after its save that the upload was not used meanwhile by
+//!   a request that finished (and deleted its state, so the save found none): whoever stores
+//!   an upload's data writes it before deleting its state, so the data is seen then.
+//! - **A body that writes parts** (or of unknown length into a started upload) first takes a
+//!   short lease the same way, because R2's part writes cannot be conditional: of two racing
+//!   PATCHes exactly one writes parts; the other gets 429 and changes nothing. The lease is
+//!   short ([`DEFAULT_LEASE_MS`]) and renewed while the body streams, so a long chunk keeps it
+//!   while a worker that dies mid-chunk frees the upload within one lease: the state still
+//!   describes the last chunk that completed, and the client resumes from the offset `GET`
+//!   reports.
+//! - **A commit, a cancel and the purge** take the lease too: they read or delete pieces that a
+//!   write could otherwise absorb or delete under them. A commit's lease is the one its own
+//!   body write saved, when the PUT has a body.
 //!
 //! A chunk names the offset its upload URL vouches for (checked by the caller); a genuine but
 //! stale one (an offset the upload has moved past) gets 416 with the real `Range`.
 
 use super::blobs;
-use super::chunking::{self, BodySource, PartSink};
+use super::chunking::{self, BodySource, Limits, PartSink, Written};
 use super::paths::PathSpec;
 use super::upload_state::UploadState;
 use super::{Bucket, PutIf};
@@ -57,6 +74,15 @@ pub enum Vouched<'a> {
     Fresh(&'a UploadState),
     /// Nothing (a state in the bucket is trusted as it is).
     Unchecked,
+}
+
+/// What a body write leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// The upload free for the next request.
+    Release,
+    /// The upload leased, for the commit that follows in the same request.
+    Hold,
 }
 
 /// The session store.
@@ -140,7 +166,7 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
     /// A fresh upload's token is good only while nothing of the upload is stored: no piece, no
     /// completed object (a state is looked for by the caller).
     pub async fn ensure_unused(&self, id: &str) -> Result<()> {
-        for key in [PathSpec::UploadPending { id, offset: 0 }.key(), PathSpec::UploadObject { id }.key()] {
+        for key in [PathSpec::UploadPending { id, offset: 0, tag: None }.key(), PathSpec::UploadObject { id }.key()] {
             if self.bucket.head(&key).await?.is_some() {
                 return Err(unknown(id));
             }
@@ -161,24 +187,28 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         }
     }
 
-    /// Closes the upload for good: a closed state takes its place, so its URLs are refused
-    /// until the purge removes it with the upload's maximum age.
+    /// Closes the upload for good (its state leased by this request): a closed state takes its
+    /// place, so its URLs are refused until the purge removes it with the upload's maximum age.
     pub async fn close(&self, state: &UploadState) -> Result<()> {
-        // Nothing of it stays that a purge would have to find: no pieces, parts or lease.
-        let closed = UploadState { closed: true, offset: 0, multipart_id: None, parts: Vec::new(), pending: Vec::new(), lease_until: 0, ..state.clone() };
-        self.bucket.put(&PathSpec::UploadState { id: &state.id }.key(), closed.to_json(), None, PutIf::Always).await?;
+        self.bucket.put(&PathSpec::UploadState { id: &state.id }.key(), Self::closed(state), None, PutIf::Always).await?;
         Ok(())
     }
 
-    /// Loads the state for a write through a URL vouching for offset `vouched`, checks it and
-    /// the client's `Content-Range` start against the offset, and takes the lease.
-    pub async fn acquire(&self, name: &RepoName, id: &str, vouched: Vouched<'_>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
-        let Some(Loaded { mut state, etag }) = self.find(name, id).await? else {
-            return match vouched {
-                Vouched::Fresh(fresh) => self.begin(fresh, range_start, now).await,
-                _ => Err(unknown(id)),
-            };
-        };
+    /// Closes a fresh upload, unless a state of it appeared meanwhile (then another request
+    /// owns the upload, and false is returned).
+    pub async fn close_fresh(&self, fresh: &UploadState) -> Result<bool> {
+        Ok(self.bucket.put(&PathSpec::UploadState { id: &fresh.id }.key(), Self::closed(fresh), None, PutIf::Absent).await?.is_some())
+    }
+
+    /// A closed state: nothing of it stays that a purge would have to find (no pieces, parts or
+    /// lease).
+    fn closed(state: &UploadState) -> Vec<u8> {
+        UploadState { closed: true, offset: 0, multipart_id: None, parts: Vec::new(), pending: Vec::new(), lease_until: 0, ..state.clone() }.to_json()
+    }
+
+    /// Checks a stored state against what the request's URL vouches for, its `Content-Range`
+    /// start and any live lease.
+    fn check(state: &UploadState, vouched: Vouched<'_>, range_start: Option<u64>, now: u64) -> Result<()> {
         let expected = match vouched {
             Vouched::Offset(v) => Some(v),
             Vouched::Fresh(_) => Some(0),
@@ -186,19 +216,24 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         };
         if let Some(v) = expected {
             if v != state.offset {
-                return Err(range_invalid(&state, format!("stale upload location (offset {v})")));
+                return Err(range_invalid(state, format!("stale upload location (offset {v})")));
             }
         }
         if let Some(start) = range_start {
             if start != state.offset {
-                return Err(range_invalid(&state, format!("Content-Range starts at {start}")));
+                return Err(range_invalid(state, format!("Content-Range starts at {start}")));
             }
         }
         if state.lease_until > now {
             return Err(busy(state.lease_until, now));
         }
+        Ok(())
+    }
+
+    /// Takes the lease on a loaded state by a conditional put on its etag.
+    async fn lease(&self, Loaded { mut state, etag }: Loaded, now: u64) -> Result<Loaded> {
         state.lease_until = now + self.lease_ms;
-        let key = PathSpec::UploadState { id }.key();
+        let key = PathSpec::UploadState { id: &state.id }.key();
         let etag = self
             .bucket
             .put(&key, state.to_json(), None, PutIf::EtagMatches(etag))
@@ -207,8 +242,21 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         Ok(Loaded { state, etag })
     }
 
-    /// The first write of a fresh upload: its state is created, leased, by a conditional put
-    /// that only the first writer wins (a racing one gets 429, as it would for a lease).
+    /// Loads the state for a request that writes no body (a commit) through a URL vouching for
+    /// `vouched`, checks it, and takes the lease; a fresh upload's state is created, leased.
+    pub async fn acquire(&self, name: &RepoName, id: &str, vouched: Vouched<'_>, range_start: Option<u64>, now: u64) -> Result<Loaded> {
+        let Some(held) = self.find(name, id).await? else {
+            return match vouched {
+                Vouched::Fresh(fresh) => self.begin(fresh, range_start, now).await,
+                _ => Err(unknown(id)),
+            };
+        };
+        Self::check(&held.state, vouched, range_start, now)?;
+        self.lease(held, now).await
+    }
+
+    /// A fresh upload's state, created leased by a conditional put that only the first writer
+    /// wins (a racing one gets 429, as it would for a lease).
     async fn begin(&self, fresh: &UploadState, range_start: Option<u64>, now: u64) -> Result<Loaded> {
         if let Some(start) = range_start.filter(|s| *s != 0) {
             return Err(range_invalid(fresh, format!("Content-Range starts at {start}")));
@@ -231,8 +279,115 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             .ok_or_else(|| RegistryError::new(Code::BlobUploadInvalid, "upload was taken over by another request"))
     }
 
-    /// Appends one request body. Returns the new state.
-    pub async fn append<S, K>(&self, held: Loaded, source: &mut S, sink: &K, max_body: u64, part_size: Option<u64>) -> Result<Loaded>
+    /// Appends one request body to upload `id` of `name`, through a URL vouching for `vouched`
+    /// and a `Content-Range` starting at `range_start`; new pieces are keyed with `tag`, unique
+    /// to the request. With [`After::Hold`] the upload stays leased for a commit that follows.
+    /// Returns the new state. Which writes take the lease: see the module docs.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write<S, K>(&self, name: &RepoName, id: &str, vouched: Vouched<'_>, range_start: Option<u64>, source: &mut S, sink: &K, limits: Limits, tag: &str, after: After) -> Result<Loaded>
+    where
+        S: BodySource,
+        K: PartSink<Piece = S::Piece>,
+    {
+        let now = (self.clock)();
+        let Some(held) = self.find(name, id).await? else {
+            return match vouched {
+                Vouched::Fresh(fresh) => self.first_write(fresh, range_start, source, sink, limits, tag, after).await,
+                _ => Err(unknown(id)),
+            };
+        };
+        Self::check(&held.state, vouched, range_start, now)?;
+        let part_size = held.state.part_size.unwrap_or_else(|| chunking::choose_part_size(source.remaining(), limits.part_size));
+        if source.remaining().is_some_and(|len| held.state.pending_len() + len < part_size) {
+            return self.write_piece(held, source, sink, limits, tag, after).await;
+        }
+        let held = self.lease(held, now).await?;
+        self.append(held, source, sink, limits, tag, after).await
+    }
+
+    /// The lease a saved state is to carry: none, or one for the commit that follows.
+    fn lease_after(&self, after: After) -> u64 {
+        match after {
+            After::Release => 0,
+            After::Hold => (self.clock)() + self.lease_ms,
+        }
+    }
+
+    /// The first write of a fresh upload, unleased: the state is created at the end by a
+    /// conditional put that only the first writer wins.
+    #[allow(clippy::too_many_arguments)]
+    async fn first_write<S, K>(&self, fresh: &UploadState, range_start: Option<u64>, source: &mut S, sink: &K, limits: Limits, tag: &str, after: After) -> Result<Loaded>
+    where
+        S: BodySource,
+        K: PartSink<Piece = S::Piece>,
+    {
+        if let Some(start) = range_start.filter(|s| *s != 0) {
+            return Err(range_invalid(fresh, format!("Content-Range starts at {start}")));
+        }
+        self.ensure_unused(&fresh.id).await?;
+        let mut state = fresh.clone();
+        let mut hasher = state.hasher()?;
+        let mut written = Written::default();
+        // A fresh upload has no pending pieces, so none is absorbed.
+        if let Err(e) = chunking::append(&mut state, &mut hasher, source, sink, limits, tag, &mut written).await {
+            written.undo(&state, sink, self.bucket).await;
+            return Err(e);
+        }
+        state.save_hasher(&hasher);
+        state.lease_until = self.lease_after(after);
+        let key = PathSpec::UploadState { id: &state.id }.key();
+        let Some(etag) = self.bucket.put(&key, state.to_json(), None, PutIf::Absent).await? else {
+            written.undo(&state, sink, self.bucket).await;
+            let now = (self.clock)();
+            return Err(busy(now + 1000, now));
+        };
+        // Used meanwhile by a request that has finished (see the module docs)?
+        let first_piece_ours = state.pending.first().is_some_and(|p| p.offset == 0);
+        let mut used = self.bucket.head(&PathSpec::UploadObject { id: &state.id }.key()).await?.is_some();
+        if !used && !first_piece_ours {
+            used = self.bucket.head(&PathSpec::UploadPending { id: &state.id, offset: 0, tag: None }.key()).await?.is_some();
+        }
+        if used {
+            self.bucket.delete(&[key]).await?;
+            written.undo(&state, sink, self.bucket).await;
+            return Err(unknown(&state.id));
+        }
+        Ok(Loaded { state, etag })
+    }
+
+    /// A body that ends in one pending piece of a started upload, unleased: the state is saved
+    /// on the etag it was read with.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_piece<S, K>(&self, held: Loaded, source: &mut S, sink: &K, limits: Limits, tag: &str, after: After) -> Result<Loaded>
+    where
+        S: BodySource,
+        K: PartSink<Piece = S::Piece>,
+    {
+        let Loaded { mut state, etag } = held;
+        let mut hasher = state.hasher()?;
+        let mut written = Written::default();
+        match chunking::append(&mut state, &mut hasher, source, sink, limits, tag, &mut written).await {
+            Ok(absorbed) => debug_assert!(absorbed.is_empty(), "a piece-only body absorbs nothing"),
+            Err(e) => {
+                written.undo(&state, sink, self.bucket).await;
+                return Err(e);
+            }
+        }
+        state.save_hasher(&hasher);
+        state.lease_until = self.lease_after(after);
+        let key = PathSpec::UploadState { id: &state.id }.key();
+        match self.bucket.put(&key, state.to_json(), None, PutIf::EtagMatches(etag)).await? {
+            Some(etag) => Ok(Loaded { state, etag }),
+            None => {
+                written.undo(&state, sink, self.bucket).await;
+                let now = (self.clock)();
+                Err(busy(now + 1000, now))
+            }
+        }
+    }
+
+    /// Appends one request body to a leased upload. Returns the new state.
+    async fn append<S, K>(&self, held: Loaded, source: &mut S, sink: &K, limits: Limits, tag: &str, after: After) -> Result<Loaded>
     where
         S: BodySource,
         K: PartSink<Piece = S::Piece>,
@@ -240,19 +395,26 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         let Loaded { state: original, etag } = held;
         let mut state = original.clone();
         let mut hasher = state.hasher()?;
+        let mut written = Written::default();
         let mut body = Renewing { inner: source, bucket: self.bucket, persisted: original.clone(), etag, lease_ms: self.lease_ms, clock: self.clock };
-        let appended = chunking::append(&mut state, &mut hasher, &mut body, sink, max_body, part_size).await;
+        let appended = chunking::append(&mut state, &mut hasher, &mut body, sink, limits, tag, &mut written).await;
         let etag = body.etag;
         match appended {
             Ok(absorbed) => {
                 state.save_hasher(&hasher);
-                let etag = self.release(state.clone(), etag).await?;
+                state.lease_until = self.lease_after(after);
+                let key = PathSpec::UploadState { id: &state.id }.key();
+                let etag = self
+                    .bucket
+                    .put(&key, state.to_json(), None, PutIf::EtagMatches(etag))
+                    .await?
+                    .ok_or_else(|| RegistryError::new(Code::BlobUploadInvalid, "upload was taken over by another request"))?;
                 self.bucket.delete(&absorbed).await?;
-                state.lease_until = 0;
                 Ok(Loaded { state, etag })
             }
             Err(e) => {
                 // Nothing of this chunk counts; give the upload back as it was.
+                written.undo(&state, sink, self.bucket).await;
                 let _ = self.release(original, etag).await;
                 Err(e)
             }
@@ -303,14 +465,43 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         Ok(desc)
     }
 
-    /// Cancels the upload: aborts its multipart upload and deletes all it wrote.
+    /// Discards the upload: aborts its multipart upload and deletes all it wrote, state and all.
     pub async fn discard<K: PartSink>(&self, state: &UploadState, sink: &K) -> Result<()> {
+        self.discard_data(state, sink).await?;
+        self.bucket.delete(&[PathSpec::UploadState { id: &state.id }.key()]).await
+    }
+
+    /// Aborts the upload's multipart upload and deletes its pieces and object (not its state).
+    async fn discard_data<K: PartSink>(&self, state: &UploadState, sink: &K) -> Result<()> {
         if let Some(upload_id) = &state.multipart_id {
             // Already completed or aborted is fine: the goal is that nothing is left.
             let _ = sink.abort(&state.object_key(), upload_id).await;
         }
-        let mut doomed = state.written_keys();
-        doomed.push(PathSpec::UploadState { id: &state.id }.key());
-        self.bucket.delete(&doomed).await
+        self.bucket.delete(&state.written_keys()).await
+    }
+
+    /// Cancels upload `id` of `name` (through a URL vouching for `vouched`): under the lease,
+    /// all it wrote is deleted and a closed state takes its place, so its URLs are refused until
+    /// the purge removes it. A fresh upload gets its closed state only if it still has no state.
+    pub async fn cancel<K: PartSink>(&self, name: &RepoName, id: &str, vouched: Vouched<'_>, sink: &K, now: u64) -> Result<()> {
+        match self.find(name, id).await? {
+            Some(held) => {
+                Self::check(&held.state, Vouched::Unchecked, None, now)?;
+                let held = self.lease(held, now).await?;
+                self.discard_data(&held.state, sink).await?;
+                self.close(&held.state).await
+            }
+            None => match vouched {
+                Vouched::Fresh(fresh) => {
+                    self.ensure_unused(id).await?;
+                    if self.close_fresh(fresh).await? {
+                        Ok(())
+                    } else {
+                        Err(busy(now + 1000, now))
+                    }
+                }
+                _ => Err(unknown(id)),
+            },
+        }
     }
 }
