@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
+import { fetchResent, startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, peakSince } from "./procstat.mjs";
 
 const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
@@ -47,7 +47,7 @@ function randomChunks(size, max, seed = 0x2545f491) {
 const startBaselineIn = (dir) => startBaseline(join(dir, "baseline"));
 
 async function baselinePush(url, key, blob) {
-  const res = await fetch(url + key, { method: "PUT", body: blob });
+  const res = await fetchResent(url + key, { method: "PUT", body: blob });
   if ((await res.text()) !== sha256(blob).slice(7)) throw new Error("baseline digest mismatch");
 }
 
@@ -56,7 +56,7 @@ async function chunkedPush(url, name, blob, chunks) {
   let loc = (await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: "POST" })).headers.get("location");
   let at = 0;
   for (const n of chunks) {
-    const res = await fetch(url + loc, { method: "PATCH", body: blob.subarray(at, at + n), headers: { "content-range": `${at}-${at + n - 1}` } });
+    const res = await fetchResent(url + loc, { method: "PATCH", body: blob.subarray(at, at + n), headers: { "content-range": `${at}-${at + n - 1}` } });
     if (res.status !== 202) throw new Error(`chunk at ${at}: ${res.status} ${await res.text()}`);
     loc = res.headers.get("location");
     at += n;

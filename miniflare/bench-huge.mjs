@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
-import { startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
+import { fetchResent, startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, peakSince } from "./procstat.mjs";
 
 const CHUNK = 64 * 1024 * 1024;
@@ -35,7 +35,7 @@ export async function hugeFigures(gib = Number(process.env.BENCH_HUGE_GIB || 6))
     for (let at = 0, i = 0; at < total; at += CHUNK, i++) {
       block.writeUInt32BE(i, 0);
       hash.update(block);
-      const res = await fetch(url + loc, { method: "PATCH", body: block, headers: { "content-range": `${at}-${at + CHUNK - 1}` } });
+      const res = await fetchResent(url + loc, { method: "PATCH", body: block, headers: { "content-range": `${at}-${at + CHUNK - 1}` } });
       if (res.status !== 202) throw new Error(`chunk ${i}: ${res.status}`);
       loc = res.headers.get("location");
     }

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { execFile, execFileSync } from "node:child_process";
 import http from "node:http";
-import { startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
+import { fetchResent, startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
 import { workerdPeaks, workerdCpuMs, peakSince } from "./procstat.mjs";
 import { uiFigures } from "./bench-ui.mjs";
 import { policyFigures, eventsLatency, statsLatency } from "./bench-policy.mjs";
@@ -61,12 +61,12 @@ async function baseline(dir, keys) {
   const before = new Set(Object.keys(workerdPeaks()));
   const { mf, url } = await startBaseline(join(dir, "r2"));
   const push = await timed(async () => {
-    const res = await fetch(url + "baseline/blob", { method: "PUT", body: blob });
+    const res = await fetchResent(url + "baseline/blob", { method: "PUT", body: blob });
     if ((await res.text()) !== digest.slice(7)) throw new Error("baseline digest mismatch");
   });
   // What a worker that hands the request to R2.put with the checksum option reaches.
   const checked = await timed(async () => {
-    const res = await fetch(`${url}baseline/checked?sha256=${digest.slice(7)}`, { method: "PUT", body: blob });
+    const res = await fetchResent(`${url}baseline/checked?sha256=${digest.slice(7)}`, { method: "PUT", body: blob });
     if (res.status !== 201) throw new Error(`baseline checked put: ${res.status}`);
   });
   const pulls = {};
@@ -86,7 +86,7 @@ async function registryPush(dir) {
   const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, dataDir: dir, bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(2 * SIZE) } });
   const mono = await timed(async () => {
     const loc = await start(url, "bench/mono");
-    let res = await fetch(url + loc, { method: "PATCH", body: blob, headers: { "content-type": "application/octet-stream" } });
+    let res = await fetchResent(url + loc, { method: "PATCH", body: blob, headers: { "content-type": "application/octet-stream" } });
     res = await fetch(`${url}${res.headers.get("location")}&digest=${digest}`, { method: "PUT" });
     if (res.status !== 201) throw new Error(`mono push: ${res.status} ${await res.text()}`);
   });
@@ -94,7 +94,7 @@ async function registryPush(dir) {
     let loc = await start(url, "bench/chunked");
     for (let at = 0; at < SIZE; at += CHUNK) {
       const end = Math.min(at + CHUNK, SIZE);
-      const res = await fetch(url + loc, { method: "PATCH", body: blob.subarray(at, end), headers: { "content-range": `${at}-${end - 1}` } });
+      const res = await fetchResent(url + loc, { method: "PATCH", body: blob.subarray(at, end), headers: { "content-range": `${at}-${end - 1}` } });
       if (res.status !== 202) throw new Error(`chunk: ${res.status}`);
       loc = res.headers.get("location");
     }
@@ -108,7 +108,7 @@ async function registryPush(dir) {
   const classA = (res) => Number((res.headers.get("registry-storage-ops") || "").match(/r2-a=(\d+)/)?.[1] ?? NaN);
   const whole = await timed(async () => {
     const post = await fetch(`${url}/v2/bench/whole/blobs/uploads/`, { method: "POST" });
-    const res = await fetch(`${url}${post.headers.get("location")}&digest=${thirdDigest}`, { method: "PUT", body: third });
+    const res = await fetchResent(`${url}${post.headers.get("location")}&digest=${thirdDigest}`, { method: "PUT", body: third });
     if (res.status !== 201) throw new Error(`whole push: ${res.status} ${await res.text()}`);
     wholeClassA = classA(post) + classA(res);
   });
@@ -119,7 +119,7 @@ async function registryPush(dir) {
   let loc512 = await start(url, "bench/sha512");
   for (let at = 0; at < SIZE; at += CHUNK) {
     const end = Math.min(at + CHUNK, SIZE);
-    const res = await fetch(url + loc512, { method: "PATCH", body: rotated.subarray(at, end), headers: { "content-range": `${at}-${end - 1}` } });
+    const res = await fetchResent(url + loc512, { method: "PATCH", body: rotated.subarray(at, end), headers: { "content-range": `${at}-${end - 1}` } });
     loc512 = res.headers.get("location");
   }
   const cpu0 = workerdCpuMs();
@@ -131,10 +131,7 @@ async function registryPush(dir) {
   // The same bytes once more, as one object: POST ?digest= (content-addressed key).
   const other = Buffer.concat([blob.subarray(1), blob.subarray(0, 1)]);
   const otherDigest = "sha256:" + createHash("sha256").update(other).digest("hex");
-  // Once more if the connection went away under the body (fetch reuses idle keep-alive
-  // connections, which the emulator may close just then; seen twice in a 200 MB POST).
-  const single = () => fetch(`${url}/v2/bench/single/blobs/uploads/?digest=${otherDigest}`, { method: "POST", body: other });
-  const res = await single().catch(single);
+  const res = await fetchResent(`${url}/v2/bench/single/blobs/uploads/?digest=${otherDigest}`, { method: "POST", body: other });
   if (res.status !== 201) throw new Error(`single push: ${res.status}`);
   const bucket = await mf.getR2Bucket("BLOBS");
   // The chunked pushes' object (multipart), as the blob's descriptor names it; the whole PUT's
@@ -245,7 +242,7 @@ async function skopeoOps() {
 // warm), the mirror's cold pull (filling its bucket from the same stream), its warm pull.
 async function mirrorPull(dir) {
   const up = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "upstream"), bindings: { UPLOAD_SECRET: "bench", MAX_BODY_BYTES: String(SIZE * 2) } });
-  const push = await fetch(`${up.url}/v2/library/big/blobs/uploads/?digest=${digest}`, { method: "POST", body: blob });
+  const push = await fetchResent(`${up.url}/v2/library/big/blobs/uploads/?digest=${digest}`, { method: "POST", body: blob });
   if (push.status !== 201) throw new Error(`upstream push: ${push.status}`);
   const direct = `${up.url}/v2/library/big/blobs/${digest}`;
   await curlPull(direct);

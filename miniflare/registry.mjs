@@ -67,6 +67,18 @@ export async function startRegistry({ port = 0, dataDir, bindings = {}, onLog, s
   return { mf, url: `http://127.0.0.1:${served.port}`, stop };
 }
 
+// fetch, once more if the connection went away under the request's body: fetch reuses idle
+// keep-alive connections, which the emulator may close just then (seen as EPIPE on 200 MB
+// bodies, a few times a day, whichever worker was on the other side). The body must be a buffer.
+export async function fetchResent(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if (!["EPIPE", "ECONNRESET", "UND_ERR_SOCKET"].includes(e?.cause?.code)) throw e;
+    return fetch(url, init);
+  }
+}
+
 // An `onLog` that prints the worker's log lines except the per-request ones (benches).
 export function withoutRequestLogs(level, message) {
   if (!message.startsWith('{"method":')) (level === "error" ? console.error : console.log)(message);

@@ -1,6 +1,7 @@
 //! Purging abandoned uploads: every upload started more than a maximum age ago that no request
-//! is writing is taken with the same lease a chunk takes (so a purge never races a PATCH or a
-//! commit), its multipart upload aborted, and all it wrote deleted with its state.
+//! holds is taken with the lease a commit takes (so a purge never races a commit or a part
+//! write, and a write without a lease that read the state before fails to save and undoes
+//! itself), its multipart upload aborted, and all it wrote deleted with its state.
 
 use serde::{Deserialize, Serialize};
 

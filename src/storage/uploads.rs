@@ -325,34 +325,20 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
             return Err(range_invalid(fresh, format!("Content-Range starts at {start}")));
         }
         self.ensure_unused(&fresh.id).await?;
-        let mut state = fresh.clone();
-        let mut hasher = state.hasher()?;
-        let mut written = Written::default();
-        // A fresh upload has no pending pieces, so none is absorbed.
-        if let Err(e) = chunking::append(&mut state, &mut hasher, source, sink, limits, tag, &mut written).await {
-            written.undo(&state, sink, self.bucket).await;
-            return Err(e);
-        }
-        state.save_hasher(&hasher);
-        state.lease_until = self.lease_after(after);
-        let key = PathSpec::UploadState { id: &state.id }.key();
-        let Some(etag) = self.bucket.put(&key, state.to_json(), None, PutIf::Absent).await? else {
-            written.undo(&state, sink, self.bucket).await;
-            let now = (self.clock)();
-            return Err(busy(now + 1000, now));
-        };
+        let (held, written) = self.write_unleased(fresh.clone(), PutIf::Absent, source, sink, limits, tag, after).await?;
         // Used meanwhile by a request that has finished (see the module docs)?
-        let first_piece_ours = state.pending.first().is_some_and(|p| p.offset == 0);
-        let mut used = self.bucket.head(&PathSpec::UploadObject { id: &state.id }.key()).await?.is_some();
+        let id = &held.state.id;
+        let first_piece_ours = held.state.pending.first().is_some_and(|p| p.offset == 0);
+        let mut used = self.bucket.head(&PathSpec::UploadObject { id }.key()).await?.is_some();
         if !used && !first_piece_ours {
-            used = self.bucket.head(&PathSpec::UploadPending { id: &state.id, offset: 0, tag: None }.key()).await?.is_some();
+            used = self.bucket.head(&PathSpec::UploadPending { id, offset: 0, tag: None }.key()).await?.is_some();
         }
         if used {
-            self.bucket.delete(&[key]).await?;
-            written.undo(&state, sink, self.bucket).await;
-            return Err(unknown(&state.id));
+            self.bucket.delete(&[PathSpec::UploadState { id }.key()]).await?;
+            written.undo(&held.state, sink, self.bucket).await;
+            return Err(unknown(id));
         }
-        Ok(Loaded { state, etag })
+        Ok(held)
     }
 
     /// A body that ends in one pending piece of a started upload, unleased: the state is saved
@@ -363,11 +349,25 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         S: BodySource,
         K: PartSink<Piece = S::Piece>,
     {
-        let Loaded { mut state, etag } = held;
+        let (held, _) = self.write_unleased(held.state, PutIf::EtagMatches(held.etag), source, sink, limits, tag, after).await?;
+        Ok(held)
+    }
+
+    /// Appends a body to `state` without a lease, then saves the state on `condition`; a write
+    /// that cannot save (another request saved first) undoes what it wrote and gets 429.
+    /// Returns the saved state and what this request wrote.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_unleased<S, K>(&self, mut state: UploadState, condition: PutIf, source: &mut S, sink: &K, limits: Limits, tag: &str, after: After) -> Result<(Loaded, Written)>
+    where
+        S: BodySource,
+        K: PartSink<Piece = S::Piece>,
+    {
         let mut hasher = state.hasher()?;
         let mut written = Written::default();
         match chunking::append(&mut state, &mut hasher, source, sink, limits, tag, &mut written).await {
-            Ok(absorbed) => debug_assert!(absorbed.is_empty(), "a piece-only body absorbs nothing"),
+            // Nothing is absorbed: a fresh upload has no pending pieces, and a piece-only body
+            // fills no part.
+            Ok(absorbed) => debug_assert!(absorbed.is_empty(), "an unleased write absorbs nothing"),
             Err(e) => {
                 written.undo(&state, sink, self.bucket).await;
                 return Err(e);
@@ -376,8 +376,8 @@ impl<B: Bucket + ?Sized> Uploads<'_, B> {
         state.save_hasher(&hasher);
         state.lease_until = self.lease_after(after);
         let key = PathSpec::UploadState { id: &state.id }.key();
-        match self.bucket.put(&key, state.to_json(), None, PutIf::EtagMatches(etag)).await? {
-            Some(etag) => Ok(Loaded { state, etag }),
+        match self.bucket.put(&key, state.to_json(), None, condition).await? {
+            Some(etag) => Ok((Loaded { state, etag }, written)),
             None => {
                 written.undo(&state, sink, self.bucket).await;
                 let now = (self.clock)();
