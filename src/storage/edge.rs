@@ -8,9 +8,10 @@
 //! fact can still be served by another data centre (this one forgets it at once).
 //!
 //! Blob bytes are cached whole, as the response to `GET <origin>/_cache/blobs/<digest>`. A cold
-//! full GET streams the bucket object into the cache and serves the cached copy (measured faster
-//! on the emulator than teeing one stream to both); the cache serves later GETs and any single
-//! range of them. Nothing here passes blob bytes through wasm.
+//! full GET serves the bucket's stream untouched and fills the cache after it, from a second
+//! read ([`Edge::cache_blob_after`]: measured faster on the emulator than teeing one stream to
+//! both, or than serving the cached copy once stored); the cache serves later GETs and any
+//! single range of them. Nothing here passes blob bytes through wasm.
 
 use std::cell::RefCell;
 use std::rc::Rc;
