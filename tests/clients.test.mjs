@@ -31,9 +31,38 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
+// The request log lines of what `run` sent (they are written as responses go out).
+async function logsOf(run) {
+  const from = reg.requestLogs.length;
+  run();
+  let seen;
+  do {
+    seen = reg.requestLogs.length;
+    await new Promise((r) => setTimeout(r, 100));
+  } while (reg.requestLogs.length !== seen);
+  return reg.requestLogs.slice(from);
+}
+
+const classA = (line) => Number(line.ops.match(/r2-a=(\d+)/)[1]);
+
 test("skopeo copy in, list tags, restart, copy out: digests match", { skip }, async () => {
   const src = `oci:${join(work, "img")}:v1`;
-  sh("skopeo", ["copy", "--dest-tls-verify=false", src, `docker://${host}/clients/img:v1`]);
+  const push = await logsOf(() => sh("skopeo", ["copy", "--dest-tls-verify=false", src, `docker://${host}/clients/img:v1`]));
+  // What the push cost in class-A operations (README's table): per blob (config, two layers)
+  // POST 0, PATCH 2 (the bytes, the state), PUT 3 (the lease, the descriptor, the link); the
+  // manifest 6 (its bytes and descriptor, the revision, the tag and its index entry, the
+  // catalog entry).
+  const of = (method, route) => push.filter((l) => l.method === method && l.route === route && l.status < 300);
+  assert.equal(of("PATCH", "upload").length, 3, JSON.stringify(push.map((l) => `${l.method} ${l.route} ${l.status}`)));
+  assert.deepEqual(of("POST", "upload").map(classA), [0, 0, 0]);
+  assert.deepEqual(of("PATCH", "upload").map(classA), [2, 2, 2]);
+  assert.deepEqual(of("PUT", "upload").map(classA), [3, 3, 3]);
+  assert.deepEqual(of("PUT", "manifest").map(classA), [6]);
+  assert.equal(push.map(classA).reduce((a, b) => a + b), 3 * 5 + 6);
+  // The same image pushed again (as CI does): skopeo finds every blob, and the manifest's links
+  // are in place already; nothing is written.
+  const again = await logsOf(() => sh("skopeo", ["copy", "--dest-tls-verify=false", src, `docker://${host}/clients/img:v1`]));
+  assert.equal(again.map(classA).reduce((a, b) => a + b), 0, JSON.stringify(again.map((l) => `${l.method} ${l.route} ${l.ops}`)));
   const tags = JSON.parse(sh("skopeo", ["list-tags", "--tls-verify=false", `docker://${host}/clients/img`]));
   assert.deepEqual(tags.Tags, ["v1"]);
   await reg.restart();

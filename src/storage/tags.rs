@@ -31,6 +31,19 @@ pub async fn point<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts:
     Ok(())
 }
 
+/// Points `tag` at `digest` unless it points there already with its index entry (a re-push):
+/// two reads then, instead of two writes. The tag's newest index entry stays the one of `digest`
+/// (written when the tag last moved here), as `retention` reads it; a pointing left without its
+/// entry (a request that died between the two writes) is written again.
+pub async fn repoint<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
+    if resolve_tag(bucket, name, tag).await?.as_ref() == Some(digest)
+        && bucket.head(&PathSpec::TagIndexEntry { name, digest, tag }.key()).await?.is_some()
+    {
+        return Ok(());
+    }
+    point(bucket, facts, name, tag, digest).await
+}
+
 /// Which tags of a repository are immutable: the rule that makes `tag` so, described for a
 /// message (`policy::immutable`, applied by the caller), or `None`.
 pub type Immutable<'a> = &'a dyn Fn(&Tag) -> Option<String>;
