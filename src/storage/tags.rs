@@ -55,9 +55,15 @@ pub fn immutable_refusal(name: &RepoName, tag: &Tag, rule: &str, what: &str) -> 
 
 /// Points the immutable `tag` (by `rule`) at `digest`: only if the tag does not exist yet, by a
 /// conditional write (of racing first pushes exactly one wins), or already points there (a
-/// retried push). Otherwise 403 DENIED.
+/// retried push, which writes nothing when the tag's index entry is there too). Otherwise 403
+/// DENIED.
 pub async fn point_once<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest, rule: &str) -> Result<()> {
     let key = PathSpec::TagCurrent { name, tag }.key();
+    let entry = PathSpec::TagIndexEntry { name, digest, tag }.key();
+    // An immutable tag that points here stays here: a re-push finds it in place.
+    if resolve_tag(bucket, name, tag).await?.as_ref() == Some(digest) && bucket.head(&entry).await?.is_some() {
+        return Ok(());
+    }
     if bucket.put(&key, digest.to_string().into_bytes(), None, PutIf::Absent).await?.is_none() {
         let current = resolve_tag(bucket, name, tag).await?;
         if current.as_ref() != Some(digest) {
@@ -65,7 +71,7 @@ pub async fn point_once<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, f
             return Err(immutable_refusal(name, tag, rule, &format!("move to {digest}{now}")));
         }
     }
-    bucket.put(&PathSpec::TagIndexEntry { name, digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
+    bucket.put(&entry, Vec::new(), None, PutIf::Always).await?;
     facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
     Ok(())
 }
