@@ -5,6 +5,9 @@
 //   the same bytes measured just before it;
 // - workerd's peak RSS during a 1 GiB push in 10 MB chunks against the baseline's single push
 //   of the same 1 GiB, each in a fresh emulator (peaks are per process).
+// - where a small chunk's time goes: per request, wall and workerd CPU, of a request that
+//   touches no storage, a 1-byte PATCH (the state read and saved, a piece written) and a 1 MiB
+//   PATCH, against the baseline's 1 MiB push (one emulator at a time, so the CPU is its own).
 // Alone: `node miniflare/bench-chunks.mjs` after a build. BENCH_CHUNKS_MB (default 100) and
 // BENCH_MEMORY_MB (default 1024, in MiB) set the sizes.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { fetchResent, startRegistry, startBaseline, withoutRequestLogs } from "./registry.mjs";
-import { workerdPeaks, peakSince } from "./procstat.mjs";
+import { workerdPeaks, peakSince, workerdCpuMs } from "./procstat.mjs";
 
 const sha256 = (b) => "sha256:" + createHash("sha256").update(b).digest("hex");
 
@@ -65,6 +68,46 @@ async function chunkedPush(url, name, blob, chunks) {
   if (res.status !== 201) throw new Error(`commit: ${res.status} ${await res.text()}`);
 }
 
+// Wall and workerd CPU per call of `fn` (ms), over `n` calls.
+async function perCall(n, fn) {
+  const cpu = workerdCpuMs();
+  const wall = await timed(async () => {
+    for (let i = 0; i < n; i++) await fn(i);
+  });
+  return { wall: (wall * 1000) / n, cpu: (workerdCpuMs() - cpu) / n };
+}
+
+// Where a small chunk's time goes (see the file's docs).
+async function chunkProfile(dir) {
+  const n = 40;
+  const mib = randomBytes(1 << 20);
+  const out = {};
+  const reg = await startRegistry({ onLog: withoutRequestLogs, dataDir: join(dir, "profile"), bindings: { UPLOAD_SECRET: "bench" } });
+  try {
+    await (await fetch(`${reg.url}/v2/`)).arrayBuffer();
+    out["GET /v2/ (no storage)"] = await perCall(n, async () => (await fetch(`${reg.url}/v2/`)).arrayBuffer());
+    for (const [label, body] of [["PATCH of 1 byte", mib.subarray(0, 1)], ["PATCH of 1 MiB", mib]]) {
+      let loc = (await fetch(`${reg.url}/v2/bench/profile/blobs/uploads/`, { method: "POST" })).headers.get("location");
+      out[label] = await perCall(n, async (i) => {
+        const at = i * body.length;
+        const res = await fetch(reg.url + loc, { method: "PATCH", body, headers: { "content-range": `${at}-${at + body.length - 1}` } });
+        if (res.status !== 202) throw new Error(`profile chunk: ${res.status} ${await res.text()}`);
+        loc = res.headers.get("location");
+      });
+    }
+  } finally {
+    await reg.mf.dispose();
+  }
+  const base = await startBaselineIn(join(dir, "profile-baseline"));
+  try {
+    await baselinePush(base.url, "warm", mib);
+    out["baseline: push of 1 MiB"] = await perCall(n, (i) => baselinePush(base.url, `profile/${i}`, mib));
+  } finally {
+    await base.mf.dispose();
+  }
+  return out;
+}
+
 export async function chunkFigures() {
   const size = Number(process.env.BENCH_CHUNKS_MB || 100) * 1e6;
   const dir = mkdtempSync(join(tmpdir(), "bench-chunks-"));
@@ -84,6 +127,7 @@ export async function chunkFigures() {
       await reg.mf.dispose();
       await base.mf.dispose();
     }
+    out.profile = await chunkProfile(dir);
     // Memory: each side in a process of its own, so each peak is its own.
     const mem = Number(process.env.BENCH_MEMORY_MB || 1024) * 1024 * 1024;
     const blob = randomBytes(mem);
@@ -103,8 +147,12 @@ export async function chunkFigures() {
   }
   console.log(`chunked pushes of ${size / 1e6} MB (emulator), against the JS tee → DigestStream + put of the same bytes:`);
   for (const [label, { baseline, registry, requests }] of Object.entries(out)) {
-    if (label === "memory") continue;
+    if (label === "memory" || label === "profile") continue;
     console.log(`  ${label.padEnd(16)} ${(size / 1e6 / registry).toFixed(1).padStart(6)} MB/s (${requests} requests)   baseline ${(size / 1e6 / baseline).toFixed(1)} MB/s   ${(baseline / registry).toFixed(2)}× baseline`);
+  }
+  console.log("where a small chunk's time goes, per request (wall / workerd CPU):");
+  for (const [label, { wall, cpu }] of Object.entries(out.profile)) {
+    console.log(`  ${label.padEnd(26)} ${wall.toFixed(1).padStart(6)} ms / ${cpu.toFixed(1).padStart(5)} ms`);
   }
   const m = out.memory;
   console.log(`workerd peak RSS, ${m.bytes / 2 ** 30} GiB: registry push in 10 MB chunks ${m.registryPeak.toFixed(0)} MB; baseline single push ${m.baselinePeak.toFixed(0)} MB`);
