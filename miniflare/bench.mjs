@@ -6,7 +6,8 @@
 // - the cost of committing a chunked upload as sha512 without `?digest-algorithm=` (one
 //   streamed read-back of the stored bytes): time and workerd CPU;
 // - cold pull (the blob not in the edge cache: the bucket's stream served, the cache filled after
-//   it from a second read) and warm pull (edge cache)
+//   it from a second read), the same with the blob cache off (where the cold pull's time goes),
+//   and warm pull (edge cache)
 //   of that blob, received by curl into /dev/null (Node's fetch caps at a few MB/s here);
 // - storage operations per `skopeo copy` of a 3-layer image: push, cold pull, warm pull,
 //   summed from every response's Registry-Storage-Ops header through a counting proxy; and the
@@ -148,12 +149,15 @@ async function registryPush(dir) {
 // each figure is the better of two, taken from a worker that has served a request before (a
 // cold pull is about the cache, not the isolate's first start): the first of each pair in a
 // fresh emulator whose edge cache is emptied.
-async function registryPull(dir, path) {
+// With `cacheOff`, the blob cache is off (BLOB_CACHE_MAX_BYTES=0): every pull is the bucket's
+// stream through the worker, nothing watched or filled (where a cold pull's time goes).
+async function registryPull(dir, path, { cacheOff = false } = {}) {
   const colds = [];
   let warm;
+  const bindings = { UPLOAD_SECRET: "bench", ...(cacheOff ? { BLOB_CACHE_MAX_BYTES: "0" } : {}) };
   for (let round = 0; round < 2; round++) {
     rmSync(join(dir, "cache"), { recursive: true, force: true });
-    const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, dataDir: dir, bindings: { UPLOAD_SECRET: "bench" } });
+    const { mf, url } = await startRegistry({ onLog: withoutRequestLogs, dataDir: dir, bindings });
     await (await fetch(`${url}/v2/`)).arrayBuffer();
     const blobUrl = url + path;
     colds.push(await curlPull(blobUrl));
@@ -168,7 +172,7 @@ async function registryPull(dir, path) {
         return false;
       }
     };
-    for (let i = 0; i < 100 && !(await fromCache()); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !cacheOff && !(await fromCache()); i++) await new Promise((r) => setTimeout(r, 100));
     warm = Math.min(warm ?? Infinity, await curlPull(blobUrl));
     await mf.dispose();
   }
@@ -295,6 +299,10 @@ const r = await registryPush(dir);
 const b = await baseline(dir, r.keys);
 const multipart = await registryPull(dir, `/v2/bench/mono/blobs/${digest}`);
 const single = await registryPull(dir, `/v2/bench/single/blobs/${r.otherDigest}`);
+const uncached = {
+  multipart: await registryPull(dir, `/v2/bench/mono/blobs/${digest}`, { cacheOff: true }),
+  single: await registryPull(dir, `/v2/bench/single/blobs/${r.otherDigest}`, { cacheOff: true }),
+};
 const mirrored = await mirrorPull(dir);
 rmSync(dir, { recursive: true, force: true });
 const ops = await skopeoOps();
@@ -311,9 +319,11 @@ base("hint-less sha512 commit (read-back verify)", r.readBack);
 console.log(`  its workerd CPU: ${r.readBackCpu} ms, ${((r.readBackCpu / SIZE) * 1e9 / 1000).toFixed(1)} s per GB`);
 base("baseline JS pull, multipart object", b.pulls.multipart);
 row("registry pull cold, multipart object", multipart.cold, b.pulls.multipart);
+row("  the same, blob cache off (no fill)", uncached.multipart.cold, b.pulls.multipart);
 row("registry pull warm, multipart object", multipart.warm, b.pulls.multipart);
 base("baseline JS pull, single-put object", b.pulls.single);
 row("registry pull cold, single-put object", single.cold, b.pulls.single);
+row("  the same, blob cache off (no fill)", uncached.single.cold, b.pulls.single);
 row("registry pull warm, single-put object", single.warm, b.pulls.single);
 base("direct pull from the upstream (warm there)", mirrored.direct);
 base("baseline JS fill: upstream → R2.put, no client", mirrored.fill);
