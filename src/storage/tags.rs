@@ -36,12 +36,15 @@ pub async fn point<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts:
 /// (written when the tag last moved here), as `retention` reads it; a pointing left without its
 /// entry (a request that died between the two writes) is written again.
 pub async fn repoint<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
-    if resolve_tag(bucket, name, tag).await?.as_ref() == Some(digest)
-        && bucket.head(&PathSpec::TagIndexEntry { name, digest, tag }.key()).await?.is_some()
-    {
+    if in_place(bucket, name, tag, digest).await? {
         return Ok(());
     }
     point(bucket, facts, name, tag, digest).await
+}
+
+/// Whether `tag` points at `digest` already, with its index entry (two reads).
+async fn in_place<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, tag: &Tag, digest: &Digest) -> Result<bool> {
+    Ok(resolve_tag(bucket, name, tag).await?.as_ref() == Some(digest) && bucket.head(&PathSpec::TagIndexEntry { name, digest, tag }.key()).await?.is_some())
 }
 
 /// Which tags of a repository are immutable: the rule that makes `tag` so, described for a
@@ -58,12 +61,11 @@ pub fn immutable_refusal(name: &RepoName, tag: &Tag, rule: &str, what: &str) -> 
 /// retried push, which writes nothing when the tag's index entry is there too). Otherwise 403
 /// DENIED.
 pub async fn point_once<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, facts: &F, name: &RepoName, tag: &Tag, digest: &Digest, rule: &str) -> Result<()> {
-    let key = PathSpec::TagCurrent { name, tag }.key();
-    let entry = PathSpec::TagIndexEntry { name, digest, tag }.key();
     // An immutable tag that points here stays here: a re-push finds it in place.
-    if resolve_tag(bucket, name, tag).await?.as_ref() == Some(digest) && bucket.head(&entry).await?.is_some() {
+    if in_place(bucket, name, tag, digest).await? {
         return Ok(());
     }
+    let key = PathSpec::TagCurrent { name, tag }.key();
     if bucket.put(&key, digest.to_string().into_bytes(), None, PutIf::Absent).await?.is_none() {
         let current = resolve_tag(bucket, name, tag).await?;
         if current.as_ref() != Some(digest) {
@@ -71,7 +73,7 @@ pub async fn point_once<B: Bucket + ?Sized, F: FactCache + ?Sized>(bucket: &B, f
             return Err(immutable_refusal(name, tag, rule, &format!("move to {digest}{now}")));
         }
     }
-    bucket.put(&entry, Vec::new(), None, PutIf::Always).await?;
+    bucket.put(&PathSpec::TagIndexEntry { name, digest, tag }.key(), Vec::new(), None, PutIf::Always).await?;
     facts::forget(facts, &[PathSpec::TagCurrent { name, tag }]).await;
     Ok(())
 }
