@@ -213,33 +213,58 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
     let digest = digest_param(&cx)?.ok_or_else(|| RegistryError::new(Code::DigestInvalid, "PUT needs ?digest="))?;
     let len = cx.content_length()?;
     let whole = len.filter(|l| *l > 0 && *l <= cx.app.config.max_body);
-    // The whole blob in this one body into a fresh upload (POST, then PUT with the bytes, as
-    // oras and python clients push small blobs): the bytes become the upload's single piece,
-    // verified by R2. No state, no hash state, no parts, no lease.
     let token = Token::of(&cx, name, id)?;
-    if let (Some(len), Some(fresh)) = (whole, &token.fresh) {
+    if let Some(len) = whole {
         let uploads = store(&cx);
-        if uploads.find(name, id).await?.is_none() {
-            if range_start(&cx, len.into())?.is_some_and(|s| s != 0) {
-                return Err(RegistryError::new(Code::RangeInvalid, "Content-Range must start at 0").with_range(0));
+        match (uploads.find(name, id).await?, &token.fresh) {
+            // The whole blob in this one body into a fresh upload (POST, then PUT with the
+            // bytes, as oras and python clients push small blobs): the bytes become the upload's
+            // single piece, verified by R2. No state, no hash state, no parts, no lease.
+            (None, Some(fresh)) => {
+                if range_start(&cx, len.into())?.is_some_and(|s| s != 0) {
+                    return Err(RegistryError::new(Code::RangeInvalid, "Content-Range must start at 0").with_range(0));
+                }
+                uploads.ensure_unused(id).await?;
+                let piece = PathSpec::UploadPending { id, offset: 0, tag: None }.key();
+                return match store_whole(&cx, name, &digest, len, WholeKey::FirstPiece(piece)).await {
+                    // The piece marks the upload as used; without one, a closed state does
+                    // (unless another request made the upload its own meanwhile).
+                    Ok(true) => created(name, &digest),
+                    Ok(false) => {
+                        uploads.close_fresh(fresh).await?;
+                        created(name, &digest)
+                    }
+                    // As on the chunked path, a digest mismatch ends the upload.
+                    Err(e) if e.code == Code::DigestInvalid => {
+                        uploads.close_fresh(fresh).await?;
+                        Err(e)
+                    }
+                    Err(e) => Err(e),
+                };
             }
-            uploads.ensure_unused(id).await?;
-            let piece = PathSpec::UploadPending { id, offset: 0, tag: None }.key();
-            return match store_whole(&cx, name, &digest, len, WholeKey::FirstPiece(piece)).await {
-                // The piece marks the upload as used; without one, a closed state does (unless
-                // another request made the upload its own meanwhile).
-                Ok(true) => created(name, &digest),
-                Ok(false) => {
-                    uploads.close_fresh(fresh).await?;
-                    created(name, &digest)
-                }
-                // As on the chunked path, a digest mismatch ends the upload.
-                Err(e) if e.code == Code::DigestInvalid => {
-                    uploads.close_fresh(fresh).await?;
-                    Err(e)
-                }
-                Err(e) => Err(e),
-            };
+            // The whole blob into an upload whose state exists but holds nothing yet: straight
+            // to its content-addressed key, verified by R2, like a `POST ?digest=`; the session
+            // just ends.
+            (Some(found), _) if found.state.is_untouched() => {
+                let held = acquire(&cx, name, id, &token, Some(len)).await?;
+                return match store_whole(&cx, name, &digest, len, WholeKey::ContentAddressed).await {
+                    Ok(_) => {
+                        uploads.discard(&held.state, &cx.app.r2).await?;
+                        created(name, &digest)
+                    }
+                    // As on the chunked path, a digest mismatch ends the upload; other faults
+                    // leave it.
+                    Err(e) if e.code == Code::DigestInvalid => {
+                        uploads.discard(&held.state, &cx.app.r2).await?;
+                        Err(e)
+                    }
+                    Err(e) => {
+                        let _ = uploads.release(held.state, held.etag).await;
+                        Err(e)
+                    }
+                };
+            }
+            _ => {}
         }
     }
     let has_body = len.is_some_and(|l| l > 0) || (len.is_none() && cx.req.inner().body().is_some());
@@ -247,29 +272,6 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
         let held = acquire(&cx, name, id, &token, len).await?;
         store(&cx).commit(name, held, &digest, &cx.app.r2, cx.now_ms()).await?;
         return created(name, &digest);
-    }
-    // The whole blob into an upload whose state exists but holds nothing yet: straight to its
-    // content-addressed key, verified by R2, like a `POST ?digest=`; the session just ends.
-    if let Some(len) = whole {
-        let uploads = store(&cx);
-        if uploads.find(name, id).await?.is_some_and(|found| found.state.is_untouched()) {
-            let held = acquire(&cx, name, id, &token, Some(len)).await?;
-            return match store_whole(&cx, name, &digest, len, WholeKey::ContentAddressed).await {
-                Ok(_) => {
-                    uploads.discard(&held.state, &cx.app.r2).await?;
-                    created(name, &digest)
-                }
-                // As on the chunked path, a digest mismatch ends the upload; other faults leave it.
-                Err(e) if e.code == Code::DigestInvalid => {
-                    uploads.discard(&held.state, &cx.app.r2).await?;
-                    Err(e)
-                }
-                Err(e) => {
-                    let _ = uploads.release(held.state, held.etag).await;
-                    Err(e)
-                }
-            };
-        }
     }
     // The last chunk, then the commit under the lease its write kept.
     let held = write(&cx, name, id, &token, len, After::Hold).await?;
