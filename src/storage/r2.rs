@@ -99,7 +99,8 @@ export async function drainBody(request, limit) {
 
 // Starts writing exactly `len` bytes to a part (uploadId set) or an object, beginning with the
 // bytes of the objects `prefixKeys`, which count towards `len`. With `onlyNew`, the object is
-// written only if there is none at `key`; when there is, the write fails with TAKEN.
+// written only if there is none at `key`; when there is, the write fails with TAKEN (the
+// Rust side's `TAKEN` recognises it).
 const TAKEN = "registry: the object exists";
 export function startWrite(bucket, key, uploadId, number, len, prefixKeys, onlyNew) {
   const { readable, writable } = new FixedLengthStream(len);
@@ -521,11 +522,14 @@ impl BodySource for RequestBody {
     }
 }
 
+/// The message of the error `startWrite` throws when its key was taken (its `TAKEN`).
+const TAKEN: &str = "registry: the object exists";
+
 /// A write's failure: [`super::chunking::first_piece_taken`] when its key was taken (`startWrite`).
 fn write_err(context: &str) -> impl Fn(JsValue) -> RegistryError + '_ {
     move |e| {
         let message = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_default();
-        if message == "registry: the object exists" {
+        if message == TAKEN {
             super::chunking::first_piece_taken()
         } else {
             js_err(context)(e)
