@@ -96,6 +96,13 @@ export async function assertFailsClosed(settings, more = async () => {}) {
 export const sha256 = (buf) => "sha256:" + createHash("sha256").update(buf).digest("hex");
 export const sha512 = (buf) => "sha512:" + createHash("sha512").update(buf).digest("hex");
 
+// The storage operations a response reports (Registry-Storage-Ops), by name, as numbers.
+export function storageOps(res) {
+  const header = res.headers.get("registry-storage-ops");
+  if (!header) throw new Error("every response reports its storage operations");
+  return Object.fromEntries(header.split(",").map((kv) => kv.trim().split("=")).map(([k, v]) => [k, Number(v)]));
+}
+
 export async function errorCode(res) {
   const body = await res.json();
   return body.errors[0].code;

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { registry, sha256, errorCode, imageManifest, HTPASSWD, basicAuth, OCI_MANIFEST } from "./helpers.mjs";
+import { registry, sha256, errorCode, imageManifest, HTPASSWD, basicAuth, OCI_MANIFEST, storageOps } from "./helpers.mjs";
 import { fakeUpstream } from "./fakeupstream.mjs";
 
 const ACCEPT = { accept: `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json` };
@@ -63,7 +63,7 @@ async function pushUpstream(name, tag, layers = [randomBytes(1000)]) {
   return { manifest, digest: sha256(manifest), layers: rest, config };
 }
 
-const ops = (res) => Object.fromEntries(res.headers.get("registry-storage-ops").split(", ").map((kv) => kv.split("=")).map(([k, v]) => [k, Number(v)]));
+const ops = storageOps;
 
 // Waits until `check` holds: the mirror records a fill after its response went out.
 async function eventually(check, what) {

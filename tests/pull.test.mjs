@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { registry, sha256, errorCode, pushBlob, imageManifest, putManifest } from "./helpers.mjs";
+import { registry, sha256, errorCode, pushBlob, imageManifest, putManifest, storageOps } from "./helpers.mjs";
 
 let reg;
 before(async () => {
@@ -15,11 +15,7 @@ after(async () => {
   await reg.close();
 });
 
-function ops(res) {
-  const header = res.headers.get("registry-storage-ops");
-  assert.ok(header, "every response reports its storage operations");
-  return Object.fromEntries(header.split(",").map((kv) => kv.trim().split("=")).map(([k, v]) => [k, Number(v)]));
-}
+const ops = storageOps;
 
 async function pull(path, headers = {}) {
   const res = await reg.fetch(path, { headers });
