@@ -13,6 +13,9 @@ const bindings = readSettings(root);
 const { url, stop: stopRegistry } = await startRegistry({ port, dataDir, bindings, front: true });
 console.log(`registry listening on ${url} (data in ${dataDir}/)`);
 if (!bindings.AUTH_HTPASSWD) console.log("open mode: no authentication; do not expose this port");
+else if (!bindings.UPLOAD_SECRET || !bindings.TOKEN_SECRET) {
+  console.log("access control is on but UPLOAD_SECRET or TOKEN_SECRET is not set (.dev.vars or the environment): every request fails until both are");
+}
 const stop = async () => {
   await stopRegistry();
   process.exit(0);

@@ -34,6 +34,7 @@ extern "C" {
 
 static WARNED: AtomicBool = AtomicBool::new(false);
 static WARNED_OPEN: AtomicBool = AtomicBool::new(false);
+static WARNED_ORIGIN: AtomicBool = AtomicBool::new(false);
 
 /// Lifecycle defaults: uploads abandoned after a day; garbage kept for an hour after its last
 /// use; bucket operations per run below the platform's 1000 subrequests.
@@ -44,7 +45,8 @@ pub const DEFAULT_LIFECYCLE_BUDGET: u64 = 800;
 /// Default lifetime of a bearer token, in seconds.
 pub const DEFAULT_TOKEN_TTL: u64 = 300;
 
-/// Used when no `UPLOAD_SECRET` is configured (local runs); logged loudly.
+/// Used when no `UPLOAD_SECRET` is configured, only while the registry is open (local runs);
+/// logged loudly. With access control on, a missing secret fails every request.
 const DEV_SECRET: &str = "edge-registry-development-secret";
 
 /// Default request-body ceiling: the edge platform's 100 MB on Free/Pro plans.
@@ -112,8 +114,8 @@ pub const DEFAULT_OFFLOAD_TTL_S: u32 = 300;
 /// `R2_SECRET_ACCESS_KEY`) must all be there, or every request fails (closed, not open).
 fn offload(settings: &Settings<'_>) -> Result<Option<Offload>> {
     let Some(min_bytes) = settings.var("OFFLOAD_MIN_BYTES") else { return Ok(None) };
-    let min_bytes = min_bytes.parse().map_err(|_| RegistryError::internal(format!("OFFLOAD_MIN_BYTES {min_bytes:?} is not a number")))?;
-    let need = |value: Option<String>, name: &str| value.ok_or_else(|| RegistryError::internal(format!("OFFLOAD_MIN_BYTES is set but {name} is not")));
+    let min_bytes = min_bytes.parse().map_err(|_| RegistryError::misconfigured(format!("OFFLOAD_MIN_BYTES {min_bytes:?} is not a number")))?;
+    let need = |value: Option<String>, name: &str| value.ok_or_else(|| RegistryError::misconfigured(format!("OFFLOAD_MIN_BYTES is set but {name} is not")));
     let signer = crate::storage::presign::S3Signer {
         access_key_id: need(settings.secret("R2_ACCESS_KEY_ID"), "R2_ACCESS_KEY_ID")?,
         secret_access_key: need(settings.secret("R2_SECRET_ACCESS_KEY"), "R2_SECRET_ACCESS_KEY")?,
@@ -189,22 +191,28 @@ impl App {
     pub fn from_env(env: &Env, origin: &str) -> Result<Self> {
         let bucket = env.bucket("BLOBS").map_err(|e| RegistryError::internal(format!("R2 binding BLOBS: {e}")))?;
         let settings = Settings(env);
-        let secret = settings.secret("UPLOAD_SECRET").unwrap_or_else(|| {
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                worker::console_warn!("UPLOAD_SECRET is not set: upload URLs are signed with a development key");
+        let auth = auth_config(&settings, origin)?;
+        let secret = match settings.secret("UPLOAD_SECRET") {
+            Some(secret) => secret,
+            // Anyone who reads the source knows the development key: it may sign only the
+            // upload URLs of an open registry, where anyone may push anyway.
+            None if auth.users.is_none() => {
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    worker::console_warn!("UPLOAD_SECRET is not set: upload URLs are signed with a development key (allowed only while the registry is open)");
+                }
+                DEV_SECRET.to_string()
             }
-            DEV_SECRET.to_string()
-        });
-        let auth = auth_config(&settings, origin, &secret)?;
+            None => return Err(RegistryError::misconfigured("access control is on (AUTH_HTPASSWD) but the secret UPLOAD_SECRET is not set")),
+        };
         let (upstreams, upstream_credentials) = upstreams(&settings)?;
         // Like a bad AUTH_RULES, rules that do not parse fail every request (closed, not open).
         let immutable_tags = match settings.var("IMMUTABLE_TAGS") {
-            Some(json) => ImmutableTags::parse(&json).map_err(RegistryError::internal)?,
+            Some(json) => ImmutableTags::parse(&json).map_err(RegistryError::misconfigured)?,
             None => ImmutableTags::default(),
         };
         let offload = offload(&settings)?;
         let retention = match settings.var("RETENTION") {
-            Some(json) => Retention::parse(&json).map_err(RegistryError::internal)?,
+            Some(json) => Retention::parse(&json).map_err(RegistryError::misconfigured)?,
             None => Retention::default(),
         };
         let meter = Rc::new(Meter::new());
@@ -250,6 +258,21 @@ impl App {
     }
 }
 
+/// The registry's public origin: `REGISTRY_ORIGIN` when set, else the origin the request
+/// names (its Host), with a warning once: the token realm, the tokens' audience (unless
+/// `AUTH_SERVICE` names it), event URLs and cache keys are built from it, and a Host is the
+/// caller's to choose.
+pub fn public_origin(env: &Env, request_origin: &str) -> String {
+    let settings = Settings(env);
+    if let Some(origin) = settings.var("REGISTRY_ORIGIN") {
+        return origin.trim_end_matches('/').to_string();
+    }
+    if !WARNED_ORIGIN.swap(true, Ordering::Relaxed) {
+        worker::console_warn!("REGISTRY_ORIGIN is not set: the token realm and audience follow each request's Host; set it (and AUTH_SERVICE) before exposing the registry");
+    }
+    request_origin.to_string()
+}
+
 /// Whether the web UI is served (`UI`, on unless `false` or `0`).
 pub fn ui_enabled(env: &Env) -> bool {
     !matches!(Settings(env).var("UI").as_deref(), Some("false" | "0"))
@@ -259,14 +282,14 @@ pub fn ui_enabled(env: &Env) -> bool {
 /// that does not parse, or names a secret that is not set, fails every request.
 fn upstreams(settings: &Settings<'_>) -> Result<(Upstreams, BTreeMap<String, String>)> {
     let Some(json) = settings.var("UPSTREAMS") else { return Ok(Default::default()) };
-    let upstreams = Upstreams::parse(&json).map_err(RegistryError::internal)?;
+    let upstreams = Upstreams::parse(&json).map_err(RegistryError::misconfigured)?;
     let mut credentials = BTreeMap::new();
     for name in upstreams.entries().iter().filter_map(|u| u.credentials.as_ref()) {
         let value = settings
             .secret(name)
-            .ok_or_else(|| RegistryError::internal(format!("UPSTREAMS: the secret {name} is not set")))?;
+            .ok_or_else(|| RegistryError::misconfigured(format!("UPSTREAMS: the secret {name} is not set")))?;
         if !value.contains(':') {
-            return Err(RegistryError::internal(format!("UPSTREAMS: the secret {name} is not user:password")));
+            return Err(RegistryError::misconfigured(format!("UPSTREAMS: the secret {name} is not user:password")));
         }
         credentials.insert(name.clone(), value);
     }
@@ -275,11 +298,16 @@ fn upstreams(settings: &Settings<'_>) -> Result<(Upstreams, BTreeMap<String, Str
 
 /// Reads the access-control configuration: `AUTH_HTPASSWD` (secret: htpasswd lines with bcrypt
 /// hashes; absent = open registry), `AUTH_RULES` (JSON rules), `TOKEN_SECRET` (secret signing
-/// bearer tokens; derived from `UPLOAD_SECRET` when absent), `AUTH_SERVICE`, `TOKEN_TTL_SECONDS`,
-/// `READ_ONLY`. A configuration that does not parse fails every request (closed, not open).
-fn auth_config(settings: &Settings<'_>, origin: &str, upload_secret: &str) -> Result<AuthConfig> {
+/// bearer tokens; required with `AUTH_HTPASSWD`), `AUTH_SERVICE`, `TOKEN_TTL_SECONDS`,
+/// `READ_ONLY`. A configuration that does not parse, or lacks its secret, fails every request
+/// (closed, not open).
+fn auth_config(settings: &Settings<'_>, origin: &str) -> Result<AuthConfig> {
     let users = match settings.secret("AUTH_HTPASSWD") {
-        Some(text) => Some(Htpasswd::parse(&text).map_err(RegistryError::internal)?),
+        Some(text) => Some(Htpasswd::parse(&text).map_err(|e| {
+            // The reason may name a user: in the log only.
+            worker::console_error!("AUTH_HTPASSWD: {e}");
+            RegistryError::misconfigured("AUTH_HTPASSWD does not parse (the reason is in the log)")
+        })?),
         None => {
             if !WARNED_OPEN.swap(true, Ordering::Relaxed) {
                 worker::console_warn!("AUTH_HTPASSWD is not set: the registry is OPEN, anyone may pull, push and delete");
@@ -288,10 +316,16 @@ fn auth_config(settings: &Settings<'_>, origin: &str, upload_secret: &str) -> Re
         }
     };
     let rules = match settings.var("AUTH_RULES") {
-        Some(json) => Rules::parse(&json).map_err(RegistryError::internal)?,
+        Some(json) => Rules::parse(&json).map_err(RegistryError::misconfigured)?,
         None => Rules::authenticated_only(),
     };
-    let token_secret = settings.secret("TOKEN_SECRET").unwrap_or_else(|| format!("{upload_secret}/token"));
+    // Without a secret of its own, a token could be minted by anyone who knows what it was
+    // derived from; an open registry verifies no tokens, so any key does there.
+    let token_secret = match (settings.secret("TOKEN_SECRET"), &users) {
+        (Some(secret), _) => secret,
+        (None, None) => format!("{DEV_SECRET}/token"),
+        (None, Some(_)) => return Err(RegistryError::misconfigured("access control is on (AUTH_HTPASSWD) but the secret TOKEN_SECRET is not set")),
+    };
     let host = host_of(origin).to_string();
     Ok(AuthConfig {
         users,

@@ -57,7 +57,7 @@ mod entry {
             let route = Route::parse(&path)?;
             log.route = route.kind();
             log.repository = route.name().map(|n| n.to_string());
-            let app = App::from_env(&env, &url.origin().ascii_serialization())?;
+            let app = App::from_env(&env, &crate::app::public_origin(&env, &url.origin().ascii_serialization()))?;
             drain_limit = api::drain::limit(app.config.max_body);
             let query = query_pairs(url.query().unwrap_or(""));
             let resp = api::handle(route, &app, req, query).await;

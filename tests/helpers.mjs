@@ -22,7 +22,8 @@ export function logSink(requestLogs, workerLogs = []) {
 
 // `options.stats: false` starts it without the storage totals' Durable Object.
 export async function registry(extra = {}, { stats = true } = {}) {
-  const bindings = { UPLOAD_SECRET: "test-secret", ...extra };
+  // Both secrets, as access control requires (a test of their absence sets one to "").
+  const bindings = { UPLOAD_SECRET: "test-secret", TOKEN_SECRET: "test-token-secret", ...extra };
   const dataDir = mkdtempSync(join(tmpdir(), "registry-test-"));
   const requestLogs = [];
   const workerLogs = [];

@@ -53,7 +53,7 @@ test("npm start with AUTH_HTPASSWD in the environment serves a registry with acc
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "serve-"));
   const child = spawn(process.execPath, [join(root, "miniflare", "serve.mjs")], {
-    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, AUTH_HTPASSWD: ALICE, TOKEN_SECRET: "s" },
+    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, AUTH_HTPASSWD: ALICE, TOKEN_SECRET: "s", UPLOAD_SECRET: "u" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   try {

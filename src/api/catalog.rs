@@ -1,5 +1,5 @@
-//! `GET /v2/_catalog?n=&last=`: one prefix listing of catalog entries per page, showing the
-//! repositories the caller may pull.
+//! `GET /v2/_catalog?n=&last=`: the repositories the caller may pull, a page at a time
+//! (`catalog::list_visible`: one listing when the caller sees everything, a bounded few else).
 
 use serde_json::json;
 use worker::Response;
@@ -11,9 +11,9 @@ use crate::storage::catalog;
 
 pub async fn get(cx: &Context<'_>) -> Result<Response> {
     let (n, last) = pagination(cx)?;
-    let page = catalog::list(&cx.app.r2, last.as_deref(), n).await?;
+    // Only what the caller may pull, in the body, the page's size and the Link alike.
+    let (auth, caller) = (&cx.app.config.auth, &cx.caller);
+    let page = catalog::list_visible(&cx.app.r2, last.as_deref(), n, |name| caller.sees(auth, name)).await?;
     let headers: Vec<_> = next_page_link(&page, "/v2/_catalog", n, "").into_iter().collect();
-    // Only what the caller may pull; the Link still follows the unfiltered listing.
-    let visible: Vec<&String> = page.items.iter().filter(|name| cx.caller.sees(&cx.app.config.auth, name)).collect();
-    json_reply(200, &headers, &json!({"repositories": visible}))
+    json_reply(200, &headers, &json!({"repositories": page.items}))
 }

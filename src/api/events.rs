@@ -97,6 +97,9 @@ extern "C" {
     async fn post_webhook(url: &str, body: js_sys::Uint8Array, headers: js_sys::Object, timeout_ms: u32) -> JsValue;
 }
 
+/// Whether the missing `WEBHOOK_SECRET` was logged (once per isolate).
+static UNSIGNED_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How long the webhook may take to answer.
 const WEBHOOK_TIMEOUT_MS: u32 = 10_000;
 
@@ -119,8 +122,15 @@ pub async fn deliver(batch: MessageBatch<Event>, env: &Env) -> worker::Result<()
     set("Content-Type", MEDIA_TYPE)?;
     set("X-Registry-Delivery", &events[0].id)?;
     let secret = env.secret("WEBHOOK_SECRET").ok().map(|s| s.to_string()).or_else(|| env.var("WEBHOOK_SECRET").ok().map(|v| v.to_string()));
-    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
-        set(SIGNATURE_HEADER, &delivery::signature(secret.as_bytes(), &body))?;
+    match secret.filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            set(SIGNATURE_HEADER, &delivery::signature(secret.as_bytes(), &body))?;
+        }
+        None => {
+            if !UNSIGNED_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                worker::console_warn!("WEBHOOK_SECRET is not set: events go to WEBHOOK_URL unsigned, and a receiver cannot tell them from forged ones");
+            }
+        }
     }
     let status = post_webhook(&url, js_sys::Uint8Array::from(body.as_slice()), headers, WEBHOOK_TIMEOUT_MS).await.as_f64().unwrap_or(0.0) as u16;
     if delivery::delivered(status) {

@@ -52,14 +52,17 @@ pub fn answer(cx: &Context<'_>, reference: &Reference, digest: &Digest, media_ty
     reply(200, &headers, body)
 }
 
-pub async fn put(mut cx: Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {
+pub async fn put(cx: Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {
     if cx.content_length()?.is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
         return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes")));
     }
     // `?tag=a&tag=b`: more tags for the same manifest; any invalid one refuses the whole PUT.
-    let tags = cx.query_all("tag").map(Tag::parse).collect::<Result<Vec<Tag>>>()?;
+    let tags = crate::oci::name::tags_param(cx.query_all("tag"))?;
     let content_type = cx.header("content-type");
-    let bytes = cx.req.bytes().await.map_err(|e| RegistryError::new(Code::ManifestInvalid, format!("unreadable body: {e}")))?;
+    // Read against the ceiling as it streams: a chunked body has no Content-Length to refuse.
+    let bytes = crate::storage::r2::body_up_to(cx.req.inner(), MAX_MANIFEST_BYTES as u64)
+        .await?
+        .ok_or_else(|| RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes")))?;
     let size = bytes.len() as u64;
     let (r2, now, id) = (&cx.app.r2, cx.now_ms(), cx.new_id());
     let immutable = |tag: &Tag| cx.app.config.immutable_tags.rule_for(name, tag);

@@ -31,7 +31,7 @@ const MAX_SINGLE_WRITE: u64 = 5 * 1024 * 1024 * 1024;
 
 fn client<'a>(cx: &'a Context<'a>, fetch: &'a WebFetch, mirrored: &'a Mirrored<'a>) -> Client<'a, WebFetch> {
     let credentials = mirrored.upstream.credentials.as_ref().and_then(|n| cx.app.config.upstream_credentials.get(n));
-    Client::new(fetch, web::tokens(), &mirrored.upstream.url, credentials.map(String::as_str), cx.now_ms())
+    Client::new(fetch, web::tokens(), &mirrored.upstream.url, credentials.map(String::as_str), cx.now_ms()).trusting(&mirrored.upstream.redirect_origins)
 }
 
 /// What a mirrored request answered, how it was served, and why stale (if it was).
@@ -203,7 +203,7 @@ async fn from_upstream(cx: &Context<'_>, name: &RepoName, digest: &Digest, lengt
         }
         _ => {
             let key = blobs::unverified_data_key(&cx.new_id());
-            let fill = r2.fill_multipart(&key, &stream, multipart_part_size(length), digest)?;
+            let fill = r2.fill_multipart(&key, &stream, length, multipart_part_size(length), digest)?;
             (key, fill)
         }
     };

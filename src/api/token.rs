@@ -23,11 +23,12 @@ pub async fn get(cx: &Context<'_>) -> Result<Response> {
     })?;
     let requested: Vec<&str> = cx.query_all("scope").collect();
     let scopes = access::grant(auth, user.as_deref(), &requested);
+    let admin = access::grant_admin(auth, user.as_deref(), &requested);
     if cx.query("service").is_some_and(|s| s != auth.service) {
         return Err(RegistryError::new(Code::Unsupported, format!("this registry's service is {:?}", auth.service)));
     }
     let now = now_ms / 1000;
-    let token = auth.signer.mint(user.as_deref(), &auth.service, &scopes, now, auth.token_ttl);
+    let token = auth.signer.mint(user.as_deref(), &auth.service, &scopes, admin, now, auth.token_ttl);
     let issued_at = String::from(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(now_ms as f64)).to_iso_string());
     json_reply(
         200,

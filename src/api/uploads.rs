@@ -15,7 +15,7 @@ use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::routes::{blob_url, upload_url};
 use crate::storage::chunking::Limits;
-use crate::storage::r2::{RequestBody, Verified};
+use crate::storage::r2::{body_matches, RequestBody, Verified};
 use crate::http::upload_range;
 use crate::storage::upload_state::UploadState;
 use crate::auth::upload_url::Voucher;
@@ -102,14 +102,24 @@ enum WholeKey {
 }
 
 /// Stores the request body (`len` bytes, the whole blob) as `digest` in `name`: linked if the
-/// blob is stored already, else streamed to `key` with R2 verifying the digest. The bytes never
-/// enter wasm. Returns whether the blob's data is now at `key` (not when the blob was stored
-/// before, or a racing upload stored it first).
+/// blob is stored already and the body hashes to its digest, else streamed to `key` with R2
+/// verifying the digest. The bytes never enter wasm. Returns whether the blob's data is now at
+/// `key` (not when the blob was stored before, or a racing upload stored it first).
+///
+/// Proof of possession: a digest names bytes, it does not prove the caller has them. Linking a
+/// stored blob on the digest alone let any pusher read every tenant's blobs (name the digest,
+/// send one junk byte, pull it from its own repository), and told it which digests exist. So a
+/// stored blob is linked only when the body hashes to it (the runtime hashes; nothing is written
+/// twice), and a wrong body gets the same DIGEST_INVALID whether the digest exists or not.
 async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u64, key: WholeKey) -> Result<bool> {
     let (r2, now) = (&cx.app.r2, cx.now_ms());
+    let mismatch = || RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}"));
     match blobs::claim(r2, digest, now).await? {
-        // Stored before: link it; the body is not needed.
+        // Stored before: link it, once the body proves the caller holds its bytes.
         Some(desc) => {
+            if !body_matches(cx.req.inner().body(), len, digest).await {
+                return Err(mismatch());
+            }
             blobs::link(r2, name, digest, &desc).await?;
             Ok(false)
         }
@@ -120,7 +130,7 @@ async fn store_whole(cx: &Context<'_>, name: &RepoName, digest: &Digest, len: u6
             };
             match r2.put_verified(&key, cx.req.inner().body(), len, digest, only_new).await? {
                 Verified::Stored => {}
-                Verified::Mismatch => return Err(RegistryError::new(Code::DigestInvalid, format!("content does not match {digest}"))),
+                Verified::Mismatch => return Err(mismatch()),
                 Verified::Exists => return Err(crate::storage::chunking::first_piece_taken()),
             }
             let (desc, _) = blobs::commit(r2, name, digest, len, key.clone(), now).await?;
@@ -158,8 +168,11 @@ impl Token {
     }
 }
 
+/// The upload's status: like every other upload request, only with its signed URL (an upload
+/// id alone, from a log line or a Docker-Upload-UUID header, reveals and changes nothing).
 pub async fn status(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
     let token = Token::of(cx, name, id)?;
+    require(&token)?;
     let state = store(cx).peek(name, id, token.vouched()).await?;
     in_progress(cx, name, &state, 204)
 }
@@ -281,6 +294,8 @@ pub async fn put(cx: Context<'_>, name: &RepoName, id: &str) -> Result<Response>
 
 /// Cancels the upload: all it wrote is deleted, and a closed state keeps its URLs refused.
 pub async fn delete(cx: &Context<'_>, name: &RepoName, id: &str) -> Result<Response> {
-    store(cx).cancel(name, id, Token::of(cx, name, id)?.vouched(), &cx.app.r2, cx.now_ms()).await?;
+    let token = Token::of(cx, name, id)?;
+    require(&token)?;
+    store(cx).cancel(name, id, token.vouched(), &cx.app.r2, cx.now_ms()).await?;
     reply(204, &[], ResponseBody::Empty)
 }

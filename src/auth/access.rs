@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::htpasswd::Htpasswd;
 use super::rules::{Identity, Rules};
-use super::scope::{challenge, Scope};
+use super::scope::{asks_admin, challenge, Scope, ADMIN_SCOPE};
 use super::token::{Claims, TokenSigner};
 use super::{Action, Actions, Need};
 use crate::oci::error::{Code, RegistryError, Result};
@@ -37,7 +37,16 @@ pub struct AuthConfig {
 impl AuthConfig {
     /// 401 with the Bearer challenge (naming `scope`, if any).
     fn unauthorized(&self, detail: &str, scope: Option<&Scope>) -> RegistryError {
+        self.unauthorized_for(detail, scope.map(Scope::to_string).as_deref())
+    }
+
+    /// 401 with the Bearer challenge naming a scope string (a repository's or [`ADMIN_SCOPE`]).
+    fn unauthorized_for(&self, detail: &str, scope: Option<&str>) -> RegistryError {
         RegistryError::unauthorized(detail, challenge(&self.realm, &self.service, scope))
+    }
+
+    fn is_admin(&self, user: &str) -> bool {
+        self.admins.iter().any(|a| a == user)
     }
 }
 
@@ -199,14 +208,20 @@ pub fn authorize(auth: &AuthConfig, caller: &Caller, need: &Need) -> Result<()> 
     }
     match need {
         Need::Nothing | Need::Catalog => Ok(()),
-        Need::Admin => match (caller, caller.identity()) {
-            (Caller::Open, _) => Ok(()),
-            (_, Identity::User(u)) if auth.admins.contains(&u) => Ok(()),
-            (_, Identity::User(_)) => Err(RegistryError::new(Code::Denied, "administrators only")),
-            (_, Identity::Anonymous) => Err(auth.unauthorized("administrators only", None)),
+        // Administration takes an administrator's password (Basic) or a token granted the admin
+        // scope, asked for explicitly: a token obtained to pull never administers the registry.
+        Need::Admin => match caller {
+            Caller::Open => Ok(()),
+            Caller::User(u) if auth.is_admin(u) => Ok(()),
+            Caller::Token(c) if auth.is_admin(&c.sub) && c.is_admin() => Ok(()),
+            Caller::User(_) => Err(RegistryError::new(Code::Denied, "administrators only")),
+            Caller::Token(c) if !c.sub.is_empty() && !auth.is_admin(&c.sub) => Err(RegistryError::new(Code::Denied, "administrators only")),
+            _ => Err(auth.unauthorized_for(&format!("administrators only, with a token for {ADMIN_SCOPE}"), Some(ADMIN_SCOPE))),
         },
+        // The login probe: a user, not an anonymous token.
         Need::Login => match caller {
             Caller::Anonymous => Err(auth.unauthorized("authentication required", None)),
+            Caller::Token(c) if c.sub.is_empty() => Err(auth.unauthorized("authentication required", None)),
             _ => Ok(()),
         },
         Need::Repo { name, action } => {
@@ -240,6 +255,13 @@ pub fn token_user(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64) -
         Some((u, p)) if check_password(auth, &u, &p, now_ms) => Ok(Some(u)),
         _ => Err(RegistryError::unauthorized("invalid username or password", format!("Basic realm=\"{}\"", auth.service))),
     }
+}
+
+/// Whether a token for `user` is granted administration: it asked for [`ADMIN_SCOPE`] among
+/// the `requested` scope strings, and it is one of `ADMIN_USERS` (never an anonymous caller,
+/// not even of an open registry, which needs no token to administer).
+pub fn grant_admin(auth: &AuthConfig, user: Option<&str>, requested: &[&str]) -> bool {
+    user.is_some_and(|u| auth.is_admin(u)) && requested.iter().flat_map(|v| v.split(' ')).any(asks_admin)
 }
 
 /// The scopes a token grants `user` for the `requested` scope strings (each may hold several,
@@ -291,7 +313,7 @@ mod tests {
 
     fn token(auth: &AuthConfig, user: Option<&str>, scope: &str) -> Caller {
         let scopes = grant(auth, user, &[scope]);
-        let jwt = auth.signer.mint(user, &auth.service, &scopes, NOW / 1000, 300);
+        let jwt = auth.signer.mint(user, &auth.service, &scopes, grant_admin(auth, user, &[scope]), NOW / 1000, 300);
         authenticate(auth, Some(&format!("Bearer {jwt}")), NOW, &Need::Nothing).unwrap()
     }
 
@@ -352,7 +374,7 @@ mod tests {
         assert_eq!(who(Some("Digest x")), Err(Code::Unauthorized));
         assert!(matches!(authenticate(&config(true), Some("Digest x"), NOW, &Need::Nothing), Ok(Caller::Open)));
         // A refused token names what the request needs, and says the token is invalid.
-        let expired = auth.signer.mint(Some("alice"), &auth.service, &[], NOW / 1000 - 3600, 300);
+        let expired = auth.signer.mint(Some("alice"), &auth.service, &[], false, NOW / 1000 - 3600, 300);
         let e = authenticate(&auth, Some(&format!("Bearer {expired}")), NOW, &repo(Action::Push, "alice/app")).unwrap_err();
         assert_eq!(
             e.challenge.as_deref(),
@@ -374,6 +396,8 @@ mod tests {
         let bob_token = token(&auth, Some("bob"), "repository:alice/app:pull");
         let alice_pull_token = token(&auth, Some("alice"), "repository:alice/app:pull");
         let anon_token = token(&auth, None, "repository:public/x:pull");
+        let alice_admin_token = token(&auth, Some("alice"), ADMIN_SCOPE);
+        let bob_admin_token = token(&auth, Some("bob"), ADMIN_SCOPE);
         let scope_of = |e: &RegistryError| e.challenge.as_deref().and_then(|c| c.split("scope=").nth(1)).map(|s| s.trim_matches('"').to_string());
         use Action::*;
         #[rustfmt::skip]
@@ -395,8 +419,16 @@ mod tests {
             (&anon_token, repo(Pull, "alice/app"), Err((Code::Unauthorized, Some("repository:alice/app:pull")))),
             (&alice, Need::Admin, Ok(())),
             (&bob, Need::Admin, Err((Code::Denied, None))),
-            (&anon, Need::Admin, Err((Code::Unauthorized, None))),
+            (&anon, Need::Admin, Err((Code::Unauthorized, Some(ADMIN_SCOPE)))),
+            // An administrator's token for a pull does not administer: ask for the admin scope.
+            (&alice_pull_token, Need::Admin, Err((Code::Unauthorized, Some(ADMIN_SCOPE)))),
+            (&alice_admin_token, Need::Admin, Ok(())),
+            (&bob_admin_token, Need::Admin, Err((Code::Denied, None))),
+            (&bob_token, Need::Admin, Err((Code::Denied, None))),
+            (&anon_token, Need::Admin, Err((Code::Unauthorized, Some(ADMIN_SCOPE)))),
             (&anon, Need::Login, Err((Code::Unauthorized, None))),
+            (&anon_token, Need::Login, Err((Code::Unauthorized, None))),
+            (&bob_token, Need::Login, Ok(())),
             (&bob, Need::Login, Ok(())),
             (&anon, Need::Catalog, Ok(())),
             (&anon, Need::Nothing, Ok(())),
@@ -428,6 +460,11 @@ mod tests {
             granted(None, &["repository:public/x:pull repository:public/y:push", "registry:catalog:*", "repository:BAD:pull"]),
             vec!["repository:public/x:pull", "repository:public/y:"]
         );
+        // Administration: only for ADMIN_USERS, only when asked for.
+        assert!(grant_admin(&auth, Some("alice"), &["repository:x:pull registry:admin:*"]));
+        assert!(!grant_admin(&auth, Some("alice"), &["repository:x:pull"]));
+        assert!(!grant_admin(&auth, Some("bob"), &[ADMIN_SCOPE]));
+        assert!(!grant_admin(&auth, None, &[ADMIN_SCOPE]));
         // An open registry grants what is asked.
         assert_eq!(grant(&config(true), None, &["repository:a:push"]).iter().map(Scope::to_string).collect::<Vec<_>>(), vec!["repository:a:push"]);
     }

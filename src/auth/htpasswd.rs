@@ -1,15 +1,22 @@
 //! Users and passwords in htpasswd format (`user:$2y$...` per line), bcrypt hashes only: what
-//! `htpasswd -B` writes. Verification runs bcrypt for unknown users too, so a wrong user name
-//! takes as long as a wrong password.
+//! `htpasswd -B` writes. Verification runs bcrypt for unknown users too, against the costliest
+//! stored hash (the decoy), so a wrong user name takes as long as a wrong password: bcrypt's
+//! time doubles with each cost step, and a decoy of a fixed low cost answered unknown users ten
+//! times faster than known ones (user names could be enumerated).
 
 use std::collections::HashMap;
 
 pub struct Htpasswd {
     users: HashMap<String, String>,
+    /// The stored hash of the highest cost, verified against when the user is unknown (no
+    /// password is ever accepted through it).
+    decoy: Option<String>,
 }
 
-/// A bcrypt hash of nothing useful, verified against when the user is unknown.
-const DECOY: &str = "$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO";
+/// The cost of a bcrypt hash (`$2b$<cost>$...`), 0 if it does not say.
+fn cost_of(hash: &str) -> u32 {
+    hash.split('$').nth(2).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
 
 impl Htpasswd {
     /// Parses the file; lines that are blank or comments are skipped, others must be
@@ -27,7 +34,8 @@ impl Htpasswd {
             }
             users.insert(user.to_string(), hash.to_string());
         }
-        Ok(Htpasswd { users })
+        let decoy = users.values().max_by_key(|h| cost_of(h)).cloned();
+        Ok(Htpasswd { users, decoy })
     }
 
     /// The stored hash of `user`, if any (a cache key for verified credentials).
@@ -40,7 +48,9 @@ impl Htpasswd {
         match self.users.get(user) {
             Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             None => {
-                let _ = bcrypt::verify(password, DECOY);
+                if let Some(decoy) = &self.decoy {
+                    let _ = bcrypt::verify(password, decoy);
+                }
                 false
             }
         }
@@ -64,6 +74,20 @@ mod tests {
         assert_eq!(h.hash_of("alice"), Some("$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO"));
         assert_eq!(h.hash_of("carol"), None);
         assert!(!h.verify("alice", ""));
+    }
+
+    #[test]
+    fn unknown_users_are_verified_against_the_costliest_hash() {
+        let cost12 = "$2b$12$abcdefghijklmnopqrstuuSZgdXd1Hhj7eBQbEfqEpn2MRDMGD0Ae";
+        let h = Htpasswd::parse(&format!("{FILE}carol:{cost12}\n")).unwrap();
+        assert_eq!(h.decoy.as_deref(), Some(cost12));
+        assert_eq!(Htpasswd::parse(FILE).unwrap().decoy.as_deref().map(cost_of), Some(5));
+        assert_eq!(cost_of(cost12), 12);
+        assert_eq!(cost_of("$2b$x$"), 0);
+        assert!(Htpasswd::parse("").unwrap().decoy.is_none());
+        // Not even the decoy's own password opens an unknown user.
+        let file = Htpasswd::parse(FILE).unwrap();
+        assert!(!file.verify("mallory", "alice-pw") && !file.verify("mallory", "bob-pw"));
     }
 
     #[test]

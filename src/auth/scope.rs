@@ -24,11 +24,20 @@ impl Scope {
     }
 }
 
+/// The scope of registry administration (`/admin/...`): granted only to `ADMIN_USERS`, only
+/// when asked for, so a token obtained for a pull never administers the registry.
+pub const ADMIN_SCOPE: &str = "registry:admin:*";
+
+/// Whether a requested scope string asks for administration (`registry:admin:<any actions>`).
+pub fn asks_admin(s: &str) -> bool {
+    s.strip_prefix("registry:admin:").is_some()
+}
+
 /// `Bearer realm="<realm>",service="<service>"[,scope="<scope>"]`.
-pub fn challenge(realm: &str, service: &str, scope: Option<&Scope>) -> String {
+pub fn challenge(realm: &str, service: &str, scope: Option<&str>) -> String {
     let mut c = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
     if let Some(s) = scope {
-        c.push_str(&format!(",scope=\"{}\"", s.to_string()));
+        c.push_str(&format!(",scope=\"{s}\""));
     }
     c
 }
@@ -48,9 +57,11 @@ mod tests {
         assert!(Scope::parse("repository:UPPER:pull").is_none());
         assert!(Scope::parse("repository:noactions").is_none());
         assert_eq!(
-            challenge("http://r/token", "reg", Some(&s)),
+            challenge("http://r/token", "reg", Some(&s.to_string())),
             r#"Bearer realm="http://r/token",service="reg",scope="repository:team/app:pull,push""#
         );
         assert_eq!(challenge("http://r/token", "reg", None), r#"Bearer realm="http://r/token",service="reg""#);
+        assert!(asks_admin(ADMIN_SCOPE) && asks_admin("registry:admin:pull"));
+        assert!(!asks_admin("registry:catalog:*") && !asks_admin("repository:registry/admin:pull") && !asks_admin("registry:admin"));
     }
 }

@@ -42,6 +42,11 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// Whether the token grants registry administration ([`super::scope::ADMIN_SCOPE`]).
+    pub fn is_admin(&self) -> bool {
+        self.access.iter().any(|g| g.kind == "registry" && g.name == "admin" && g.actions.iter().any(|a| a == "*"))
+    }
+
     /// What the token grants on `name`.
     pub fn actions_on(&self, name: &RepoName) -> Actions {
         self.access
@@ -102,9 +107,9 @@ impl TokenSigner {
         serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
     }
 
-    /// A token for `user` (`None`: anonymous) granting `scopes` to `audience` (the service),
-    /// valid for `ttl` seconds from `now`.
-    pub fn mint(&self, user: Option<&str>, audience: &str, scopes: &[Scope], now: u64, ttl: u64) -> String {
+    /// A token for `user` (`None`: anonymous) granting `scopes` (and administration, if
+    /// `admin`) to `audience` (the service), valid for `ttl` seconds from `now`.
+    pub fn mint(&self, user: Option<&str>, audience: &str, scopes: &[Scope], admin: bool, now: u64, ttl: u64) -> String {
         let claims = Claims {
             iss: ISSUER.to_string(),
             sub: user.unwrap_or("").to_string(),
@@ -120,6 +125,7 @@ impl TokenSigner {
                     name: s.name.to_string(),
                     actions: s.actions.to_list().into_iter().map(str::to_string).collect(),
                 })
+                .chain(admin.then(|| Grant { kind: "registry".to_string(), name: "admin".to_string(), actions: vec!["*".to_string()] }))
                 .collect(),
         };
         self.sign(&claims)
@@ -157,18 +163,22 @@ mod tests {
     #[test]
     fn mint_and_verify() {
         let signer = TokenSigner::new(b"k1");
-        let t = signer.mint(Some("alice"), "reg", &[scope("repository:a/b:pull,push")], 1000, 300);
+        let t = signer.mint(Some("alice"), "reg", &[scope("repository:a/b:pull,push")], false, 1000, 300);
         let c = signer.verify(&t, "reg", 1100).unwrap();
         assert_eq!(c.sub, "alice");
         let name = RepoName::parse("a/b").unwrap();
         assert!(c.actions_on(&name).contains(Action::Push));
         assert!(c.actions_on(&RepoName::parse("a/c").unwrap()).is_empty());
+        assert!(!c.is_admin());
+        let admin = signer.verify(&signer.mint(Some("alice"), "reg", &[], true, 1000, 300), "reg", 1100).unwrap();
+        assert!(admin.is_admin() && admin.actions_on(&name).is_empty());
+        assert_eq!(admin.access, vec![Grant { kind: "registry".into(), name: "admin".into(), actions: vec!["*".into()] }]);
     }
 
     #[test]
     fn rejects_expired_early_wrong_key_wrong_audience() {
         let signer = TokenSigner::new(b"k1");
-        let t = signer.mint(None, "reg", &[scope("repository:a:pull")], 1000, 300);
+        let t = signer.mint(None, "reg", &[scope("repository:a:pull")], false, 1000, 300);
         assert_eq!(signer.verify(&t, "reg", 1300 + LEEWAY), Err(TokenError::Expired));
         assert_eq!(signer.verify(&t, "reg", 1000 - LEEWAY - 1), Err(TokenError::NotYetValid));
         assert!(signer.verify(&t, "reg", 1000 - LEEWAY).is_ok(), "valid from its nbf, less the leeway");
@@ -181,7 +191,7 @@ mod tests {
     #[test]
     fn a_widened_scope_breaks_the_signature() {
         let signer = TokenSigner::new(b"k1");
-        let t = signer.mint(Some("bob"), "reg", &[scope("repository:a:pull")], 1000, 300);
+        let t = signer.mint(Some("bob"), "reg", &[scope("repository:a:pull")], false, 1000, 300);
         let parts: Vec<&str> = t.split('.').collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();

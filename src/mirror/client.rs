@@ -8,6 +8,13 @@
 //!   answered with the credentials, when there are any.
 //! - Redirects (Docker Hub answers blob GETs with 307 to a CDN) are followed by hand, and the
 //!   `Authorization` header never goes to another origin than the upstream's.
+//!
+//! An upstream is not trusted ([`may_visit`]): it may send us anywhere, so a redirect or a token
+//! realm on another origin is followed only over https and never to an address of the
+//! platform's own network (loopback, private, link-local, unspecified: a literal IP or
+//! `localhost`; names are resolved by the platform, which does not reach private networks),
+//! unless the upstream's entry lists that origin in `redirect_origins`. The upstream's
+//! credentials go only to its own origin or to such a realm.
 
 use std::cell::Cell;
 
@@ -67,6 +74,42 @@ pub struct Client<'a, F: Fetch> {
     pub now_ms: u64,
     /// Requests sent upstream (token requests included), for the ops header.
     pub sent: Cell<u32>,
+    /// Other origins the upstream may send us to over http or on a private address (the
+    /// entry's `redirect_origins`).
+    trusted: &'a [String],
+}
+
+/// Whether a request may go to `to`, named by the upstream at `home` (a redirect's Location, a
+/// challenge's realm): its own origin, an origin in `trusted`, or https to a host that is not an
+/// address of our own network. `Err` says why not.
+pub fn may_visit(to: &url::Url, home: &str, trusted: &[String]) -> Result<(), String> {
+    let origin = origin_of(to);
+    if origin == home || trusted.iter().any(|t| t.trim_end_matches('/') == origin) {
+        return Ok(());
+    }
+    if to.scheme() != "https" {
+        return Err(format!("{origin} is not https (nor the upstream's origin, nor in its redirect_origins)"));
+    }
+    let own_network = match to.host() {
+        Some(url::Host::Ipv4(ip)) => is_own_v4(ip),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00 || (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.to_ipv4_mapped().is_some_and(is_own_v4),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => true,
+    };
+    if own_network {
+        return Err(format!("{origin} is an address of the registry's own network"));
+    }
+    Ok(())
+}
+
+/// Loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10), link-local (169.254/16, the
+/// cloud metadata address among them), unspecified (0/8) or broadcast.
+fn is_own_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_broadcast() || a == 0 || (a == 100 && (64..128).contains(&b))
 }
 
 fn origin_of(url: &url::Url) -> String {
@@ -76,7 +119,22 @@ fn origin_of(url: &url::Url) -> String {
 impl<'a, F: Fetch> Client<'a, F> {
     pub fn new(fetch: &'a F, tokens: &'a TokenCache, origin: &'a str, credentials: Option<&'a str>, now_ms: u64) -> Self {
         let identity = TokenCache::identity(origin, credentials);
-        Client { fetch, tokens, origin, identity, credentials, now_ms, sent: Cell::new(0) }
+        Client { fetch, tokens, origin, identity, credentials, now_ms, sent: Cell::new(0), trusted: &[] }
+    }
+
+    /// The same client, also following the upstream to the `trusted` origins (see [`may_visit`]).
+    pub fn trusting(self, trusted: &'a [String]) -> Self {
+        Client { trusted, ..self }
+    }
+
+    /// The upstream's origin, as [`may_visit`] compares it.
+    fn home(&self) -> Result<String, String> {
+        url::Url::parse(self.origin).map(|u| origin_of(&u)).map_err(|e| format!("upstream {}: {e}", self.origin))
+    }
+
+    /// Whether `url` (named by the upstream: a pagination link) is on the upstream's own origin.
+    pub fn is_home(&self, url: &url::Url) -> bool {
+        self.home().is_ok_and(|home| origin_of(url) == home)
     }
 
     async fn send_once(&self, req: &UpstreamRequest) -> Result<UpstreamResponse<F::Body>, String> {
@@ -90,7 +148,7 @@ impl<'a, F: Fetch> Client<'a, F> {
 
     /// Sends `method url` with `accept`, authorized for `scope` on the upstream.
     pub async fn send(&self, method: &'static str, url: &str, accept: Option<&str>, scope: &str) -> Result<UpstreamResponse<F::Body>, String> {
-        let home = url::Url::parse(self.origin).map(|u| origin_of(&u)).map_err(|e| format!("upstream {}: {e}", self.origin))?;
+        let home = self.home()?;
         let mut auth = self.tokens.get(&self.identity, scope, self.now_ms);
         let mut challenged = false;
         let mut at = url::Url::parse(url).map_err(|e| format!("upstream URL {url}: {e}"))?;
@@ -129,9 +187,7 @@ impl<'a, F: Fetch> Client<'a, F> {
                     }
                     redirects += 1;
                     at = at.join(location).map_err(|e| format!("redirect to {location:?}: {e}"))?;
-                    if !matches!(at.scheme(), "http" | "https") {
-                        return Err(format!("redirect to {location:?}"));
-                    }
+                    may_visit(&at, &home, self.trusted).map_err(|why| format!("redirect to {location:?} refused: {why}"))?;
                     continue;
                 }
             }
@@ -142,6 +198,9 @@ impl<'a, F: Fetch> Client<'a, F> {
     /// A Bearer token for `scope` from `realm`, and until when to use it.
     async fn token(&self, realm: &str, service: Option<&str>, asked: Option<&str>, scope: &str) -> Result<(String, u64), String> {
         let url = token_url(realm, service, asked, scope).ok_or_else(|| format!("upstream token realm {realm:?} is not an http(s) URL"))?;
+        // The realm is the upstream's word too: the credentials go only where it may send us.
+        let parsed = url::Url::parse(&url).map_err(|e| format!("upstream token realm {realm:?}: {e}"))?;
+        may_visit(&parsed, &self.home()?, self.trusted).map_err(|why| format!("upstream token realm {realm:?} refused: {why}"))?;
         let headers = self.basic().map(|b| vec![("Authorization".to_string(), b)]).unwrap_or_default();
         let resp = self.send_once(&UpstreamRequest { method: "GET", url, headers }).await?;
         if resp.status != 200 {
@@ -216,8 +275,8 @@ mod tests {
     /// An upstream with the Docker token flow: `/token` gives "t1" (to alice with her password,
     /// else anonymous "anon"), and the registry wants a token.
     fn token_flow(req: &UpstreamRequest) -> Answer {
-        let challenge = r#"Bearer realm="http://auth:9000/token",service="up""#;
-        if req.url.starts_with("http://auth:9000/token") {
+        let challenge = r#"Bearer realm="https://auth:9000/token",service="up""#;
+        if req.url.starts_with("https://auth:9000/token") {
             assert!(req.url.contains("service=up") && req.url.contains("scope=repository%3Alibrary%2Falpine%3Apull"), "{}", req.url);
             return match auth_of(req) {
                 Some("Basic YWxpY2U6cHc=") => answer(200, &[], br#"{"token":"t1","expires_in":300}"#),
@@ -345,6 +404,79 @@ mod tests {
                 "GET https://cdn.example/final",
             ]
         );
+    }
+
+    #[test]
+    fn redirects_and_realms_go_only_to_https_outside_our_network_or_to_trusted_origins() {
+        let at = |u: &str| url::Url::parse(u).unwrap();
+        let home = "http://up:5000";
+        let trusted = ["http://127.0.0.1:9000/".to_string()];
+        for ok in ["http://up:5000/v2/x", "https://cdn.example/blob", "https://8.8.8.8/x", "https://[2606:4700::1]/x", "http://127.0.0.1:9000/cdn"] {
+            assert_eq!(may_visit(&at(ok), home, &trusted), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://cdn.example/blob",
+            "http://up:5001/v2/x",
+            "https://127.0.0.1/x",
+            "https://127.9.9.9/x",
+            "https://10.1.2.3/x",
+            "https://172.16.0.1/x",
+            "https://192.168.1.1/x",
+            "https://100.64.0.1/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://0.0.0.0/x",
+            "https://255.255.255.255/x",
+            "https://[::1]/x",
+            "https://[::]/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+            "https://localhost/x",
+            "https://LOCALHOST./x",
+            "https://a.localhost/x",
+            "http://127.0.0.1:9001/cdn",
+        ] {
+            assert!(may_visit(&at(refused), home, &trusted).is_err(), "{refused}");
+        }
+        assert!(may_visit(&at("https://172.32.0.1/x"), home, &[]).is_ok() && may_visit(&at("https://100.128.0.1/x"), home, &[]).is_ok());
+
+        // A redirect to plain http elsewhere, or into our network, is not followed.
+        for location in ["http://cdn.example/blob", "https://169.254.169.254/", "https://127.0.0.1:5000/"] {
+            let up = FakeUpstream::new(move |req: &UpstreamRequest| match req.url.as_str() {
+                MANIFEST => answer(307, &[("Location", location)], b""),
+                url => panic!("followed to {url}"),
+            });
+            let tokens = TokenCache::default();
+            let c = Client::new(&up, &tokens, ORIGIN, None, 0);
+            let e = block_on(c.send("GET", MANIFEST, None, SCOPE)).unwrap_err();
+            assert!(e.contains("refused"), "{e}");
+            assert_eq!(c.sent.get(), 1);
+            // Unless the entry trusts that origin.
+            let origin = origin_of(&at(location));
+            let trusted = [origin];
+            let up = FakeUpstream::new(move |req: &UpstreamRequest| match req.url.as_str() {
+                MANIFEST => answer(307, &[("Location", location)], b""),
+                _ => answer(200, &[], b"ok"),
+            });
+            let c = Client::new(&up, &tokens, ORIGIN, None, 0).trusting(&trusted);
+            assert_eq!(block_on(c.send("GET", MANIFEST, None, SCOPE)).unwrap().status, 200);
+        }
+    }
+
+    #[test]
+    fn credentials_never_go_to_a_realm_over_http_elsewhere() {
+        for realm in ["http://evil.example/token", "https://10.0.0.1/token"] {
+            let challenge = format!(r#"Bearer realm="{realm}",service="up""#);
+            let up = FakeUpstream::new(move |req: &UpstreamRequest| {
+                assert!(req.url.starts_with(ORIGIN), "sent to {}", req.url);
+                answer(401, &[("WWW-Authenticate", challenge.as_str())], b"")
+            });
+            let tokens = TokenCache::default();
+            let c = Client::new(&up, &tokens, ORIGIN, Some("alice:pw"), 0);
+            let e = block_on(c.send("GET", MANIFEST, None, SCOPE)).unwrap_err();
+            assert!(e.contains("realm") && e.contains("refused"), "{e}");
+            assert_eq!(up.urls(), [format!("GET {MANIFEST}")]);
+        }
     }
 
     #[test]

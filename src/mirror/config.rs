@@ -11,7 +11,8 @@
 //! The longest matching prefix wins; the empty prefix matches every name no other entry takes
 //! (a `registry-mirrors` endpoint for dockerd, which sends `library/alpine` unprefixed). With
 //! `library`, a one-component upstream name is an official image: `alpine` → `library/alpine`.
-//! `credentials` names the secret holding the upstream's `user:password`.
+//! `credentials` names the secret holding the upstream's `user:password`. `redirect_origins`
+//! lists origins the upstream may send us to over plain http or on a private address.
 
 use serde::Deserialize;
 
@@ -36,6 +37,11 @@ pub struct Upstream {
     /// Mirrored content not pulled for this many days may be evicted (none: kept).
     #[serde(default)]
     pub evict_after_days: Option<u64>,
+    /// Other origins (`http(s)://host[:port]`) the upstream may redirect to, or name as its
+    /// token realm, even over plain http or on a private address (an internal CDN); any other
+    /// origin must be https outside the registry's own network (`mirror::client::may_visit`).
+    #[serde(default)]
+    pub redirect_origins: Vec<String>,
 }
 
 fn default_tag_ttl() -> u64 {
@@ -81,6 +87,12 @@ impl Upstreams {
                 && url.username().is_empty();
             if !bare {
                 return Err(format!("UPSTREAMS: url {:?} must be an http(s) origin without path or credentials", u.url));
+            }
+            for o in &u.redirect_origins {
+                let origin = url::Url::parse(o).ok().filter(|x| matches!(x.scheme(), "http" | "https") && x.host_str().is_some() && x.path() == "/" && x.query().is_none() && x.username().is_empty());
+                if origin.is_none() {
+                    return Err(format!("UPSTREAMS: redirect_origins entry {o:?} must be an http(s) origin without path or credentials"));
+                }
             }
         }
         Ok(Upstreams { entries: entries.into_iter().map(|u| Upstream { url: u.url.trim_end_matches('/').to_string(), ..u }).collect() })
@@ -169,6 +181,8 @@ mod tests {
 
     #[test]
     fn bad_configuration_is_refused() {
+        let ok = Upstreams::parse(r#"[{"prefix": "a/", "url": "https://x", "redirect_origins": ["http://127.0.0.1:9000", "https://cdn.example/"]}]"#).unwrap();
+        assert_eq!(ok.entries()[0].redirect_origins.len(), 2);
         for bad in [
             "{}",
             "[{\"prefix\": \"a/\"}]",
@@ -180,6 +194,8 @@ mod tests {
             r#"[{"prefix": "a/", "url": "https://u:p@x"}]"#,
             r#"[{"prefix": "a/", "url": "not a url"}]"#,
             r#"[{"prefix": "a/", "url": "https://x", "ttl": 5}]"#,
+            r#"[{"prefix": "a/", "url": "https://x", "redirect_origins": ["cdn.example"]}]"#,
+            r#"[{"prefix": "a/", "url": "https://x", "redirect_origins": ["https://cdn.example/path"]}]"#,
         ] {
             let e = Upstreams::parse(bad).unwrap_err();
             assert!(e.starts_with("UPSTREAMS:"), "{bad}: {e}");

@@ -7,10 +7,11 @@
 //! - A manifest by tag is served from storage while fresh, then revalidated with a HEAD;
 //!   fetched again only when the upstream names another digest (by that digest, so what is
 //!   stored is exactly what was named).
-//! - A blob is served from storage when the repository links it. When the blob is stored for
-//!   another repository, the upstream is asked only whether it has it (a HEAD) before linking
-//!   it: a repository never serves bytes its upstream would not. Otherwise the upstream's
-//!   answer is handed to the caller to stream to the client and into the bucket.
+//! - A blob is served from storage when the repository links it. Otherwise the upstream's
+//!   answer is handed to the caller to stream to the client (verified as it goes) and into
+//!   the bucket; the blob is linked only once the bucket verified its bytes. A blob stored for
+//!   another repository is never linked on the upstream's word: an upstream that answers 200 to
+//!   every HEAD would otherwise hand any tenant's blob to whoever names its digest.
 
 use super::client::{Client, Fetch, UpstreamResponse};
 use super::config::Mirrored;
@@ -241,7 +242,8 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
             let bytes = self.client.fetch.read(resp.body, 4 * 1024 * 1024).await.map_err(|e| RegistryError::new(Code::Unavailable, format!("upstream {label}: {e}")))?;
             let body: TagListBody = serde_json::from_slice(&bytes).map_err(|e| RegistryError::new(Code::Unavailable, format!("upstream {label}: {e}")))?;
             tags.extend(body.tags.unwrap_or_default().into_iter().filter(|t| Tag::parse(t).is_ok()));
-            match next.and_then(|n| url::Url::parse(&url).ok()?.join(&n).ok()) {
+            // Pages are followed on the upstream's own origin only: a Link elsewhere ends the list.
+            match next.and_then(|n| url::Url::parse(&url).ok()?.join(&n).ok()).filter(|n| self.client.is_home(n)) {
                 Some(n) => url = n.to_string(),
                 None => break,
             }
@@ -257,18 +259,22 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
         if let Some(desc) = blobs::linked_for_pull(self.bucket, self.facts, self.name, digest).await? {
             return Ok((Served::Hit, BlobSource::Stored(desc)));
         }
-        self.blob_upstream(digest, with_body, true).await
+        self.blob_upstream(digest, with_body).await
     }
 
     /// The blob from the upstream whatever storage says: the link was there, the bytes were
     /// not (collected after an eviction).
     pub async fn blob_again(&self, digest: &Digest) -> Result<(Served, BlobSource<F::Body>)> {
-        self.blob_upstream(digest, true, false).await
+        self.blob_upstream(digest, true).await
     }
 
-    async fn blob_upstream(&self, digest: &Digest, with_body: bool, reuse_stored: bool) -> Result<(Served, BlobSource<F::Body>)> {
-        let stored_elsewhere = reuse_stored && blobs::descriptor(self.bucket, digest).await?.is_some_and(|(d, _)| !d.doomed);
-        let method = if with_body && !stored_elsewhere { "GET" } else { "HEAD" };
+    /// The upstream's answer for the blob. Never a link to bytes stored for someone else: an
+    /// upstream's 200 proves nothing (one that answers 200 to every HEAD would hand out every
+    /// tenant's blobs), so the bytes come from the upstream, and the caller links the blob only
+    /// once they are verified (a blob stored before keeps its one copy: the fill's commit drops
+    /// the new one).
+    async fn blob_upstream(&self, digest: &Digest, with_body: bool) -> Result<(Served, BlobSource<F::Body>)> {
+        let method = if with_body { "GET" } else { "HEAD" };
         let (verdict, resp) = self.ask(method, &format!("blobs/{digest}"), None).await;
         match verdict {
             Verdict::Found => {}
@@ -276,16 +282,6 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
             Verdict::Failed(why) => return Err(why),
         }
         let resp = resp.expect("an answer was judged");
-        if stored_elsewhere {
-            if let Some(desc) = blobs::claim(self.bucket, digest, self.now).await? {
-                blobs::link(self.bucket, self.name, digest, &desc).await?;
-                return Ok((Served::Miss, BlobSource::Stored(desc)));
-            }
-            // Collected meanwhile: fetch it like any blob not stored.
-            if with_body {
-                return Box::pin(self.blob_upstream(digest, with_body, false)).await;
-            }
-        }
         let length = resp.header("content-length").and_then(|l| l.trim().parse().ok());
         Ok((Served::Miss, BlobSource::Upstream { length, body: resp.body }))
     }
@@ -520,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn blobs_from_upstream_or_linked_after_a_head() {
+    fn blobs_from_upstream_never_linked_on_the_upstreams_word() {
         let s = setup();
         let up = Upstream::new();
         let layer = Digest::of(Algorithm::Sha256, LAYER);
@@ -533,13 +529,20 @@ mod tests {
         assert!(matches!(out, (Served::Miss, BlobSource::Upstream { length: Some(11), .. })));
         assert_eq!(asked, [format!("HEAD http://up/v2/library/app/blobs/{layer}")]);
 
-        // Stored for another repository: the upstream confirms it has it, and it is linked.
+        // Stored for another repository: never linked on the upstream's word (a HEAD that says
+        // 200 to anything); the bytes come from the upstream, to be verified and filled.
         let other = RepoName::parse("mine/app").unwrap();
         block_on(s.bucket.put("objects/x/data", LAYER.to_vec(), None, crate::storage::PutIf::Always)).unwrap();
         block_on(blobs::commit(&s.bucket, &other, &layer, LAYER.len() as u64, "objects/x/data".into(), 0)).unwrap();
         let (out, asked) = pull_at(&s, &up, 0, async |p| p.blob(&layer, true).await.unwrap());
-        assert!(matches!(out, (Served::Miss, BlobSource::Stored(ref d)) if d.object == "objects/x/data"));
+        assert!(matches!(out, (Served::Miss, BlobSource::Upstream { length: Some(11), .. })));
+        assert_eq!(asked, [format!("GET http://up/v2/library/app/blobs/{layer}")]);
+        let (out, asked) = pull_at(&s, &up, 0, async |p| p.blob(&layer, false).await.unwrap());
+        assert!(matches!(out, (Served::Miss, BlobSource::Upstream { length: Some(11), .. })));
         assert_eq!(asked, [format!("HEAD http://up/v2/library/app/blobs/{layer}")]);
+        assert!(block_on(blobs::linked(&s.bucket, &s.name, &layer)).unwrap().is_none(), "nothing linked before the bytes are verified");
+        // Once linked (by a verified fill), served from storage.
+        block_on(blobs::commit(&s.bucket, &s.name, &layer, LAYER.len() as u64, "objects/x/data".into(), 0)).unwrap();
         let (out, asked) = pull_at(&s, &up, 0, async |p| p.blob(&layer, true).await.unwrap());
         assert!(matches!(out, (Served::Hit, BlobSource::Stored(_))));
         assert!(asked.is_empty());

@@ -115,11 +115,20 @@ pub struct RegistryError {
     pub challenge: Option<String>,
     /// For TOOMANYREQUESTS: seconds after which a retry may succeed (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// A 500 whose detail is shown: the registry's configuration is refused (it names settings,
+    /// never their values), so the operator learns why from the answer, not only the log.
+    pub misconfigured: bool,
 }
 
 impl RegistryError {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        RegistryError { code, detail: detail.into(), upload_offset: None, challenge: None, retry_after: None }
+        RegistryError { code, detail: detail.into(), upload_offset: None, challenge: None, retry_after: None, misconfigured: false }
+    }
+
+    /// The configuration is refused: every request fails (closed, not open) with 500 UNKNOWN
+    /// and this reason in the answer. `reason` names settings, never a secret's value.
+    pub fn misconfigured(reason: impl std::fmt::Display) -> Self {
+        RegistryError { misconfigured: true, ..RegistryError::new(Code::Unknown, format!("registry misconfigured: {reason}")) }
     }
 
     /// A storage or platform fault: 500 UNKNOWN. The cause is logged by the entry point, the
@@ -151,7 +160,7 @@ impl RegistryError {
 
     /// The spec's JSON error body.
     pub fn body(&self) -> String {
-        let detail = if self.code == Code::Unknown { "internal error".to_string() } else { self.detail.clone() };
+        let detail = if self.code == Code::Unknown && !self.misconfigured { "internal error".to_string() } else { self.detail.clone() };
         json!({"errors": [{"code": self.code.as_str(), "message": self.code.message(), "detail": detail}]})
             .to_string()
     }
@@ -207,5 +216,8 @@ mod tests {
         let e = RegistryError::internal("r2 said: secret key xyz");
         assert!(!e.body().contains("xyz"));
         assert_eq!(e.status(), 500);
+        let m = RegistryError::misconfigured("TOKEN_SECRET is not set");
+        assert_eq!((m.code, m.status()), (Code::Unknown, 500));
+        assert!(m.body().contains("registry misconfigured: TOKEN_SECRET is not set"), "{}", m.body());
     }
 }

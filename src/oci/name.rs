@@ -82,6 +82,24 @@ impl Tag {
     }
 }
 
+/// The most `?tag=` parameters one manifest PUT may carry. The spec asks registries to take at
+/// least 10; each tag costs a few bucket writes, and a request may make at most 1,000
+/// subrequests, so an unbounded list would let one request buy thousands of writes.
+pub const MAX_TAGS_PER_PUT: usize = 50;
+
+/// The `?tag=` parameters of a manifest PUT, every one valid and at most [`MAX_TAGS_PER_PUT`]
+/// of them (TAG_INVALID past the cap, before anything is read or written).
+pub fn tags_param<'a>(values: impl Iterator<Item = &'a str>) -> Result<Vec<Tag>> {
+    let mut tags = Vec::new();
+    for v in values {
+        if tags.len() == MAX_TAGS_PER_PUT {
+            return Err(RegistryError::new(Code::TagInvalid, format!("at most {MAX_TAGS_PER_PUT} tag parameters per manifest PUT")));
+        }
+        tags.push(Tag::parse(v)?);
+    }
+    Ok(tags)
+}
+
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -126,6 +144,17 @@ impl fmt::Display for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_parameters_are_capped() {
+        let many: Vec<String> = (0..=MAX_TAGS_PER_PUT).map(|i| format!("t{i}")).collect();
+        assert_eq!(tags_param(many[..MAX_TAGS_PER_PUT].iter().map(String::as_str)).unwrap().len(), MAX_TAGS_PER_PUT);
+        let e = tags_param(many.iter().map(String::as_str)).unwrap_err();
+        assert_eq!((e.code, e.status()), (Code::TagInvalid, 400));
+        assert!(e.detail.contains("at most 50"));
+        assert_eq!(tags_param(["ok", "-bad"].into_iter()).unwrap_err().code, Code::TagInvalid);
+        assert!(tags_param(std::iter::empty()).unwrap().is_empty());
+    }
 
     #[test]
     fn names() {

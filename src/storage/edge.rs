@@ -138,7 +138,14 @@ pub struct Edge {
     blob_max: u64,
     /// Cache fills (and other work) still running: finished after the response ([`Edge::take_pending`]).
     pending: RefCell<Vec<js_sys::Promise>>,
+    /// Bytes the KV writes in `pending` hold until they finish ([`DEFERRED_KV_BYTES`]).
+    deferred_bytes: std::cell::Cell<usize>,
 }
+
+/// The most bytes of KV writes one request leaves running after its response. A deferred write
+/// holds its value until it finishes, so a page that reads many big manifests (the UI's tags)
+/// once held all of them at once; past this, a write is finished before the request goes on.
+pub const DEFERRED_KV_BYTES: usize = 16 << 20;
 
 /// What the edge cache holds for a blob request.
 pub struct CachedBlob {
@@ -158,6 +165,7 @@ impl Edge {
             tag_ttl,
             blob_max,
             pending: RefCell::default(),
+            deferred_bytes: Default::default(),
         }
     }
 
@@ -308,13 +316,21 @@ impl FactCache for Edge {
                     let put = kv.put_bytes(key, value).map(|p| p.expiration_ttl(self.ttl as u64));
                     // Concurrent first pulls race to fill the same key; KV allows one write per
                     // second per key, and any of them is as good as the other.
-                    let done = future_to_promise(async move {
+                    let write = async move {
                         if let Err(e) = async { put?.execute().await }.await {
                             worker::console_warn!("kv put: {e}");
                         }
-                        Ok(JsValue::UNDEFINED)
-                    });
-                    self.pending.borrow_mut().push(done);
+                    };
+                    let deferred = self.deferred_bytes.get() + value.len();
+                    if deferred > DEFERRED_KV_BYTES {
+                        write.await;
+                    } else {
+                        self.deferred_bytes.set(deferred);
+                        self.pending.borrow_mut().push(future_to_promise(async move {
+                            write.await;
+                            Ok(JsValue::UNDEFINED)
+                        }));
+                    }
                 }
             }
         }

@@ -175,12 +175,57 @@ export async function putVerified(bucket, key, body, len, algorithm, hex, onlyNe
   return "ok";
 }
 
+// Reads a request body that is buffered (a manifest) against its ceiling as it streams,
+// whatever its framing (a chunked body has no Content-Length to refuse it by). Returns the
+// bytes, or null once more than `limit` arrived: what is left stays unread (drainBody), and
+// memory never holds more than `limit` plus one piece.
+export async function readCapped(request, limit) {
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const parts = [];
+  let len = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      len += value.byteLength;
+      if (len > limit) return null;
+      parts.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const out = new Uint8Array(len);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+// Hashes a request body of `len` bytes with the runtime's DigestStream: the bytes never enter
+// wasm and nothing is stored (the proof that a caller holds a blob stored before). Returns the
+// hex digest, or "" when the body is not exactly `len` bytes long.
+export async function bodyDigest(body, len, algorithm) {
+  const digest = new crypto.DigestStream(algorithm === "sha512" ? "SHA-512" : "SHA-256");
+  const { readable, writable } = new FixedLengthStream(len);
+  try {
+    await Promise.all([body ? body.pipeTo(writable) : writable.close(), readable.pipeTo(digest)]);
+  } catch {
+    return "";
+  }
+  return [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 // Streams `body` (exactly `len` bytes) to a client and into `key` in the same pass, R2
 // verifying the digest. Returns { client, stored }: the client's stream, and a promise of "ok",
 // "mismatch" (nothing stored) or "failed: <why>". The runtime's own tee and pipe move the bytes
-// (no JS runs per piece: measured 3.5x faster than a pump written here); its tee holds back the
-// faster side, so memory stays bounded whichever side is slower. A client that goes away does
-// not stop the fill (the caller keeps the request alive until `stored` settles).
+// to the bucket (no JS runs per piece: measured 3.5x faster than a pump written here); the
+// client's side runs one small step per piece to hold its last piece until R2 verified the
+// digest (heldUntilVerified). The tee holds back the faster side, so memory stays bounded
+// whichever side is slower. A client that goes away does not stop the fill (the caller keeps
+// the request alive until `stored` settles).
 export function fillVerified(bucket, key, body, len, algorithm, hex) {
   const [client, toBucket] = body.tee();
   const { readable, writable } = new FixedLengthStream(len);
@@ -189,15 +234,38 @@ export function fillVerified(bucket, key, body, len, algorithm, hex) {
     () => "ok",
     (e) => (/\(10037\)\s*$/.test(String(e && e.message)) ? "mismatch" : `failed: ${e && e.message}`),
   );
-  return { client, stored };
+  return { client: heldUntilVerified(client, len, stored.then((v) => v === "ok")), stored };
 }
 
-// Streams `body` (of any length) to a client and into the multipart object `key` in the same
-// pass, in parts of `partSize` bytes gathered here (memory: one part), hashing it with the
+// The client's side of a fill: the bytes pass on as they come, but the last piece is held back
+// until `verified` says the whole has its digest; if not, the stream errors instead, so the
+// response is cut short: a client never gets a complete body of bytes other than the digest's
+// (an upstream, or a redirect it sent us to, may serve anything).
+function heldUntilVerified(stream, len, verified) {
+  let held = null;
+  const checked = stream.pipeThrough(
+    new TransformStream({
+      transform(chunk, controller) {
+        if (held) controller.enqueue(held);
+        held = chunk;
+      },
+      async flush(controller) {
+        if (!(await verified)) return controller.error(new Error("the upstream's bytes do not match their digest"));
+        if (held) controller.enqueue(held);
+      },
+    }),
+  );
+  // Of a known length, the response says so (Content-Length): cut short, it cannot look whole.
+  return len >= 0 ? checked.pipeThrough(new FixedLengthStream(len)) : checked;
+}
+
+// Streams `body` (of any length: `len`, or -1 when unknown) to a client and into the multipart
+// object `key` in the same pass, in parts of `partSize` bytes gathered here (memory: one part), hashing it with the
 // runtime's DigestStream. Returns { client, stored }: the client's stream, and a promise of the
 // hex digest of what was stored, or "failed: <why>" (nothing stored). For blobs too big for one
 // write (5 GiB) or of unknown length; the caller compares the digest and deletes a mismatch.
-export function fillMultipart(bucket, key, body, partSize, algorithm) {
+// The client's stream is cut short unless the digest is `hex` (heldUntilVerified).
+export function fillMultipart(bucket, key, body, len, partSize, algorithm, hex) {
   const [client, toBucket] = body.tee();
   const stored = (async () => {
     const reader = toBucket.getReader();
@@ -236,7 +304,7 @@ export function fillMultipart(bucket, key, body, partSize, algorithm) {
       return `failed: ${e && e.message}`;
     }
   })();
-  return { client, stored };
+  return { client: heldUntilVerified(client, len, stored.then((v) => v === hex)), stored };
 }
 "#)]
 extern "C" {
@@ -259,7 +327,11 @@ extern "C" {
     #[wasm_bindgen(js_name = fillVerified, catch)]
     fn fill_verified(bucket: &JsValue, key: &str, body: &JsValue, len: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = fillMultipart, catch)]
-    fn fill_multipart(bucket: &JsValue, key: &str, body: &JsValue, part_size: f64, algorithm: &str) -> std::result::Result<JsValue, JsValue>;
+    fn fill_multipart(bucket: &JsValue, key: &str, body: &JsValue, len: f64, part_size: f64, algorithm: &str, hex: &str) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = readCapped, catch)]
+    async fn read_capped(request: &JsValue, limit: f64) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = bodyDigest)]
+    async fn body_digest(body: JsValue, len: f64, algorithm: &str) -> JsValue;
     #[wasm_bindgen(js_name = putVerified, catch)]
     async fn put_verified(bucket: &JsValue, key: &str, body: JsValue, len: f64, algorithm: &str, hex: &str, only_new: bool) -> std::result::Result<JsValue, JsValue>;
 }
@@ -323,6 +395,21 @@ impl R2 {
     }
 }
 
+/// The whole body of `request`, read against `limit` as it streams (whatever its framing);
+/// `None` once it is longer (the rest is left for the drain). Memory: `limit` plus one piece.
+pub async fn body_up_to(request: &web_sys::Request, limit: u64) -> Result<Option<Vec<u8>>> {
+    let v = read_capped(request.as_ref(), limit as f64).await.map_err(js_err("read request body"))?;
+    Ok((!v.is_null()).then(|| v.unchecked_into::<Uint8Array>().to_vec()))
+}
+
+/// Whether a request body of `len` bytes hashes to `digest`, computed by the runtime as it
+/// streams (not in wasm, nothing stored): the proof of possession asked of a caller whose blob
+/// is stored already, before it is linked into the caller's repository.
+pub async fn body_matches(body: Option<web_sys::ReadableStream>, len: u64, digest: &Digest) -> bool {
+    let body = body.map(JsValue::from).unwrap_or(JsValue::NULL);
+    body_digest(body, len as f64, digest.algorithm().as_str()).await.as_string().is_some_and(|hex| hex == digest.hex())
+}
+
 /// What [`R2::put_verified`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -359,13 +446,13 @@ impl R2 {
         Fill::from_js(&out)
     }
 
-    /// Streams `body` (of any length) to a client and into the multipart object `key` in one
-    /// pass, in parts of `part_size` bytes, hashed as it goes with `digest`'s algorithm (see
+    /// Streams `body` (`length` bytes, or of unknown length) to a client and into the multipart
+    /// object `key` in one pass, in parts of `part_size` bytes, hashed as it goes with `digest`'s algorithm (see
     /// `fillMultipart` above). Its `stored` settles to the digest of what was stored.
-    pub fn fill_multipart(&self, key: &str, body: &web_sys::ReadableStream, part_size: u64, digest: &crate::oci::digest::Digest) -> Result<Fill> {
+    pub fn fill_multipart(&self, key: &str, body: &web_sys::ReadableStream, length: Option<u64>, part_size: u64, digest: &crate::oci::digest::Digest) -> Result<Fill> {
         // Create, complete, and the parts (counted when the fill is recorded: unknown yet).
         self.meter.add(Op::R2ClassA, 2);
-        let out = fill_multipart(self.raw(), key, body.as_ref(), part_size as f64, digest.algorithm().as_str()).map_err(js_err("fill"))?;
+        let out = fill_multipart(self.raw(), key, body.as_ref(), length.map(|l| l as f64).unwrap_or(-1.0), part_size as f64, digest.algorithm().as_str(), digest.hex()).map_err(js_err("fill"))?;
         Fill::from_js(&out)
     }
 

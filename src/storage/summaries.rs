@@ -2,9 +2,10 @@
 //! newest push first, each with what its manifest and config say (digest, media type,
 //! compressed size, created time, platforms). One listing per 1,000 tags orders them (a tag's
 //! push time is when its current link was written); each tag shown then costs one tag read,
-//! and its manifest and config come through the fact cache, like a pull's.
+//! and its manifest and config come through the fact cache, like a pull's, a few tags at a time
+//! ([`SUMMARIES_IN_FLIGHT`]: memory stays bounded whatever the page size and manifest sizes).
 
-use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::facts::{self, FactCache};
@@ -21,6 +22,11 @@ pub const MAX_ORDERED_TAGS: usize = 10_000;
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// An index with more children than this shows no total size (each child is one more read).
 pub const MAX_SIZED_CHILDREN: usize = 32;
+/// Tags summarized at once. Each holds its manifest (up to 4 MiB), a config (up to
+/// [`MAX_CONFIG_BYTES`]) and, for an index, one child at a time: a page of 100 tags of 4 MiB
+/// manifests read all at once held 800 MB, past the platform's 128 MB per isolate; four at once
+/// hold at most ~40 MB, whatever the page.
+pub const SUMMARIES_IN_FLIGHT: usize = 4;
 
 /// One tag as the UI lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,7 +85,10 @@ where
 {
     let (ordered, cut) = tags_by_push(bucket, name).await?;
     let window = ordered.iter().skip(offset).take(n);
-    let summaries = join_all(window.map(|(tag, pushed)| summarize_tag(bucket, facts, name, tag, *pushed))).await;
+    let summaries: Vec<_> = stream::iter(window.map(|(tag, pushed)| summarize_tag(bucket, facts, name, tag, *pushed)))
+        .buffered(SUMMARIES_IN_FLIGHT)
+        .collect()
+        .await;
     let mut tags = Vec::new();
     for s in summaries {
         tags.extend(s?);
