@@ -122,7 +122,8 @@ test("row 5: the UI's tag page summarizes a few manifests at a time, whatever th
   await pushBlobAs(bob, "bob/big", layer);
   await pushBlobAs(bob, "bob/big", config);
   const filler = "x".repeat(4_000_000);
-  for (let i = 0; i < 24; i++) {
+  const count = 48;
+  for (let i = 0; i < count; i++) {
     const m = imageManifest({ digest: sha256(config), size: config.length }, [{ digest: sha256(layer), size: 100 }], { annotations: { i: String(i), filler } });
     const res = await reg.fetch(`/v2/bob/big/manifests/t${i}`, { method: "PUT", body: m, headers: { ...bob, "content-type": OCI_MANIFEST } });
     assert.equal(res.status, 201);
@@ -131,10 +132,11 @@ test("row 5: the UI's tag page summarizes a few manifests at a time, whatever th
   const res = await reg.fetch("/v2/bob/big/_ui/tags?n=100", { headers: bob });
   assert.equal(res.status, 200);
   const page = await res.json();
-  assert.equal(page.tags.length, 24);
+  assert.equal(page.tags.length, count);
   const growth = peak() - before;
-  console.log(`UI page of 24 manifests of 4 MB: workerd peak ${before.toFixed(0)} → ${peak().toFixed(0)} MB (+${growth.toFixed(0)})`);
-  assert.ok(growth < 80, `peak memory grew by ${growth} MB`);
+  console.log(`UI page of ${count} manifests of 4 MB: workerd peak ${before.toFixed(0)} → ${peak().toFixed(0)} MB (+${growth.toFixed(0)})`);
+  // Less than the page's manifests held once (192 MB); all at once, it grew by 570 MB.
+  assert.ok(growth < 4 * count, `peak memory grew by ${growth} MB`);
 });
 
 // --- tenants ---
