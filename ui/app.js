@@ -1,6 +1,8 @@
 // The registry's web UI: one module, no framework. It reads the registry API (/v2/) and the
 // registry's own summaries (/v2/_ui/info, /v2/<name>/_ui/tags), authenticating as a Docker
-// client does: Basic credentials go only to the token endpoint, requests carry Bearer tokens.
+// client does: the password goes once to the token endpoint, which answers with a refresh token
+// (`offline_token=true`); the page keeps that, never the password, and buys each request's
+// Bearer token with it.
 // Pages (hash routes): #/ repositories · #/r/<name> tags · #/r/<name>/-/<ref> one manifest ·
 // #/signin. Every value from the registry is put into the page as text, never as HTML.
 
@@ -15,7 +17,8 @@ const TAGS_PAGE = 20;
 const CONFIG_MAX = 1 << 20;
 
 let info = null; // /v2/_ui/info
-let creds = JSON.parse(sessionStorage.getItem("registry.creds") || "null"); // {user, pass}
+sessionStorage.removeItem("registry.creds"); // where an older page kept the password itself
+let session = JSON.parse(sessionStorage.getItem("registry.session") || "null"); // {user, refresh}
 const tokens = new Map(); // scope → {token, until}
 
 // ---- DOM helpers -------------------------------------------------------------------------
@@ -99,17 +102,29 @@ function basic(user, pass) {
   return "Basic " + btoa(String.fromCharCode(...bytes));
 }
 
-/** A token for `scope` from the token endpoint (with the signed-in user's credentials). */
+/** The token endpoint's answer for `scope`, asked with `authorization` (none: anonymous). */
+async function tokenAnswer(scope, authorization, extra = {}) {
+  const url = new URL(info.realm, location.origin);
+  const query = new URLSearchParams({ service: info.service, ...extra });
+  if (scope) query.set("scope", scope);
+  const r = await fetch(`${url.pathname}?${query}`, { headers: authorization ? { Authorization: authorization } : {} });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+  return r.json();
+}
+
+/** A token for `scope` from the token endpoint (bought with the session's refresh token). */
 async function token(scope) {
   const key = scope || "";
   const cached = tokens.get(key);
   if (cached && cached.until > Date.now()) return cached.token;
-  const url = new URL(info.realm, location.origin);
-  const query = new URLSearchParams({ service: info.service });
-  if (scope) query.set("scope", scope);
-  const r = await fetch(`${url.pathname}?${query}`, { headers: creds ? { Authorization: basic(creds.user, creds.pass) } : {} });
-  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
-  const body = await r.json();
+  let body;
+  try {
+    body = await tokenAnswer(scope, session ? `Bearer ${session.refresh}` : null);
+  } catch (e) {
+    // The session ended (expired, or the password changed): signed out.
+    if (e.status === 401 && session) endSession();
+    throw e;
+  }
   const value = body.token || body.access_token;
   tokens.set(key, { token: value, until: Date.now() + Math.max(10, (body.expires_in || 60) - 10) * 1000 });
   return value;
@@ -127,7 +142,7 @@ function challengedScope(header) {
 async function api(path, { scope, method = "GET", accept } = {}) {
   const headers = {};
   if (accept) headers.Accept = accept;
-  if (info.auth && creds) headers.Authorization = `Bearer ${await token(scope)}`;
+  if (info.auth && session) headers.Authorization = `Bearer ${await token(scope)}`;
   let r = await fetch(path, { method, headers });
   if (r.status === 401 && info.auth) {
     const asked = challengedScope(r.headers.get("WWW-Authenticate"));
@@ -158,7 +173,7 @@ function mirrorBadge(name) {
 }
 
 function failure(e, what) {
-  const signIn = e.status === 401 && info.auth && !creds;
+  const signIn = e.status === 401 && info.auth && !session;
   return h("div", {},
     h("p", { class: "error" }, e.status === 404 ? `${what} not found.` : `Could not load ${what}: ${e.message}`),
     signIn ? h("p", {}, h("a", { href: "#/signin" }, "Sign in"), " to see more.") : null);
@@ -394,16 +409,17 @@ function signInPage() {
   const form = h("form", {
     onsubmit: async (ev) => {
       ev.preventDefault();
-      creds = { user: user.value, pass: pass.value };
       tokens.clear();
       try {
-        await token("");
-        sessionStorage.setItem("registry.creds", JSON.stringify(creds));
+        const answer = await tokenAnswer("", basic(user.value, pass.value), { offline_token: "true" });
+        if (!answer.refresh_token) throw new Error("the registry gave no session");
+        session = { user: user.value, refresh: answer.refresh_token };
+        sessionStorage.setItem("registry.session", JSON.stringify(session));
         renderSession();
-        say(`Signed in as ${creds.user}.`);
+        say(`Signed in as ${session.user}.`);
         location.hash = "#/";
       } catch (e) {
-        creds = null;
+        session = null;
         tokens.clear();
         error.textContent = e.status === 401 ? "Wrong username or password." : `Could not sign in: ${e.message}`;
         pass.focus();
@@ -417,17 +433,22 @@ function signInPage() {
   user.focus();
 }
 
+/** Forgets the session (its refresh token and every token it bought). */
+function endSession() {
+  session = null;
+  tokens.clear();
+  sessionStorage.removeItem("registry.session");
+  renderSession();
+}
+
 function renderSession() {
   const nav = document.getElementById("session");
   if (!info?.auth) return nav.replaceChildren(info?.readOnly ? h("span", { class: "muted" }, "read-only") : "");
-  nav.replaceChildren(...(creds
-    ? [h("span", { id: "user" }, `Signed in as ${creds.user}`), h("button", {
+  nav.replaceChildren(...(session
+    ? [h("span", { id: "user" }, `Signed in as ${session.user}`), h("button", {
       type: "button", class: "link", id: "signout",
       onclick: () => {
-        creds = null;
-        tokens.clear();
-        sessionStorage.removeItem("registry.creds");
-        renderSession();
+        endSession();
         say("Signed out.");
         route();
       },

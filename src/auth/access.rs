@@ -178,6 +178,12 @@ pub fn authenticate(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64,
     }
     if scheme.eq_ignore_ascii_case("bearer") {
         return match auth.signer.verify(value, &auth.service, now_ms / 1000) {
+            // A refresh token buys tokens at the token endpoint (which reads its callers itself,
+            // `token_user`) and is nobody anywhere else.
+            Ok(claims) if claims.refresh.is_some() => match need {
+                Need::Nothing => Ok(Caller::Anonymous),
+                _ => Err(refuse("a refresh token is good only at the token endpoint")),
+            },
             Ok(claims) => Ok(Caller::Token(claims)),
             Err(e) => {
                 let mut refused = refuse(&format!("invalid token: {e:?}"));
@@ -246,15 +252,42 @@ pub fn authorize(auth: &AuthConfig, caller: &Caller, need: &Need) -> Result<()> 
 }
 
 /// Who asks the token endpoint for a token: anonymous without credentials, the user with valid
-/// Basic credentials; anything else is 401 with a Basic challenge.
+/// Basic credentials or a valid refresh token of theirs; anything else is 401 with a Basic
+/// challenge.
 pub fn token_user(auth: &AuthConfig, authorization: Option<&str>, now_ms: u64) -> Result<Option<String>> {
     let Some(header) = authorization else { return Ok(None) };
+    let refused = || RegistryError::unauthorized("invalid username or password", format!("Basic realm=\"{}\"", auth.service));
     let (scheme, value) = split_authorization(header);
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return refreshed_user(auth, value, now_ms).map(Some).ok_or_else(refused);
+    }
     let creds = if scheme.eq_ignore_ascii_case("basic") { basic_credentials(value) } else { None };
     match creds {
         Some((u, p)) if check_password(auth, &u, &p, now_ms) => Ok(Some(u)),
-        _ => Err(RegistryError::unauthorized("invalid username or password", format!("Basic realm=\"{}\"", auth.service))),
+        _ => Err(refused()),
     }
+}
+
+/// How long a refresh token (the web UI's session) stays good, in seconds.
+pub const REFRESH_TTL_S: u64 = 8 * 3600;
+
+/// A short fingerprint of a stored password hash: a refresh token carries it, so a changed
+/// password (or a removed user) ends every session signed in with the old one.
+fn fingerprint(hash: &str) -> String {
+    sha256(&["refresh", hash])[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A refresh token for `user`, whose password was just checked (`None` on an open registry).
+pub fn refresh_token(auth: &AuthConfig, user: &str, now_ms: u64) -> Option<String> {
+    let hash = auth.users.as_ref()?.hash_of(user)?;
+    Some(auth.signer.mint_refresh(user, &auth.service, fingerprint(hash), now_ms / 1000, REFRESH_TTL_S))
+}
+
+/// The user of a refresh token that is ours, unexpired, and bound to the user's current password.
+fn refreshed_user(auth: &AuthConfig, token: &str, now_ms: u64) -> Option<String> {
+    let claims = auth.signer.verify(token, &auth.service, now_ms / 1000).ok()?;
+    let hash = auth.users.as_ref()?.hash_of(&claims.sub)?;
+    (claims.refresh? == fingerprint(hash)).then_some(claims.sub)
 }
 
 /// Whether a token for `user` is granted administration: it asked for [`ADMIN_SCOPE`] among
@@ -467,6 +500,34 @@ mod tests {
         assert!(!grant_admin(&auth, None, &[ADMIN_SCOPE]));
         // An open registry grants what is asked.
         assert_eq!(grant(&config(true), None, &["repository:a:push"]).iter().map(Scope::to_string).collect::<Vec<_>>(), vec!["repository:a:push"]);
+    }
+
+    #[test]
+    fn refresh_tokens_buy_tokens_at_the_endpoint_only_while_the_password_holds() {
+        let auth = config(false);
+        let refresh = refresh_token(&auth, "bob", NOW).unwrap();
+        let bearer = format!("Bearer {refresh}");
+        assert_eq!(token_user(&auth, Some(&bearer), NOW).unwrap(), Some("bob".into()));
+        assert_eq!(token_user(&auth, Some(&bearer), NOW + REFRESH_TTL_S * 1000 + 60_000).unwrap_err().code, Code::Unauthorized);
+        // Not a token for requests: never a login, never access.
+        let e = authenticate(&auth, Some(&bearer), NOW, &Need::Login).unwrap_err();
+        assert!(e.detail.contains("token endpoint"), "{}", e.detail);
+        assert!(authenticate(&auth, Some(&bearer), NOW, &repo(Action::Pull, "alice/app")).is_err());
+        assert!(matches!(authenticate(&auth, Some(&bearer), NOW, &Need::Nothing), Ok(Caller::Anonymous)));
+        // An access token is not a refresh token.
+        let access = auth.signer.mint(Some("bob"), &auth.service, &[], false, NOW / 1000, 300);
+        assert!(token_user(&auth, Some(&format!("Bearer {access}")), NOW).is_err());
+        // A new password (another hash) ends it; so does a removed user.
+        let changed = AuthConfig { users: Some(Htpasswd::parse("bob:$2b$05$fflHjkMT2rFQa0PZCpjOauBgnlo1MzlqZcySdYQoDjPJSNg4WJcfO").unwrap()), ..config(false) };
+        assert!(token_user(&changed, Some(&bearer), NOW).is_err());
+        let gone = AuthConfig { users: Some(Htpasswd::parse(HTPASSWD.lines().next().unwrap()).unwrap()), ..config(false) };
+        assert!(token_user(&gone, Some(&bearer), NOW).is_err());
+        // Another key's refresh token is refused; an open registry makes none.
+        let other = AuthConfig { signer: TokenSigner::new(b"other"), ..config(false) };
+        assert!(token_user(&other, Some(&bearer), NOW).is_err());
+        assert!(refresh_token(&config(true), "bob", NOW).is_none() && refresh_token(&auth, "nobody", NOW).is_none());
+        assert_eq!(fingerprint("a").len(), 24);
+        assert_ne!(fingerprint("a"), fingerprint("b"));
     }
 
     #[test]

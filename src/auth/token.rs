@@ -39,6 +39,11 @@ pub struct Claims {
     pub nbf: u64,
     pub iat: u64,
     pub access: Vec<Grant>,
+    /// Set on a refresh token only: the fingerprint of its user's password hash when it was
+    /// issued. A refresh token buys access tokens at `/token` (never access itself), and only
+    /// while the user keeps that password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
 }
 
 impl Claims {
@@ -127,6 +132,23 @@ impl TokenSigner {
                 })
                 .chain(admin.then(|| Grant { kind: "registry".to_string(), name: "admin".to_string(), actions: vec!["*".to_string()] }))
                 .collect(),
+            refresh: None,
+        };
+        self.sign(&claims)
+    }
+
+    /// A refresh token for `user` (what the web UI keeps instead of the password), bound to
+    /// `fingerprint` (of the user's password hash), valid for `ttl` seconds from `now`.
+    pub fn mint_refresh(&self, user: &str, audience: &str, fingerprint: String, now: u64, ttl: u64) -> String {
+        let claims = Claims {
+            iss: ISSUER.to_string(),
+            sub: user.to_string(),
+            aud: audience.to_string(),
+            exp: now + ttl,
+            nbf: now,
+            iat: now,
+            access: Vec::new(),
+            refresh: Some(fingerprint),
         };
         self.sign(&claims)
     }
