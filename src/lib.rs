@@ -132,7 +132,7 @@ mod entry {
     /// public origin (`REGISTRY_ORIGIN`), which a scheduled event does not carry.
     #[event(scheduled)]
     async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-        let origin = env.var("REGISTRY_ORIGIN").map(|v| v.to_string()).unwrap_or_else(|_| "http://localhost".into());
+        let origin = crate::app::public_origin(&env, "http://localhost");
         let outcome = async {
             let app = App::from_env(&env, &origin)?;
             let run = api::admin::run(&app, js_sys::Date::now() as u64, false, None).await;

@@ -376,16 +376,20 @@ test("row 12: realm and audience come from REGISTRY_ORIGIN, never from the calle
 
 test("row 13: an upload's status and cancel need its signed URL", async () => {
   const start = await reg.fetch("/v2/bob/up/blobs/uploads/", { method: "POST", headers: bob });
-  const location = start.headers.get("location");
+  const first = Buffer.from("still ");
+  const patched = await reg.fetch(start.headers.get("location"), { method: "PATCH", body: first, headers: { ...bob, "content-range": "0-5" } });
+  assert.equal(patched.status, 202);
+  const location = patched.headers.get("location");
   const bare = location.split("?")[0];
   for (const method of ["GET", "DELETE"]) {
     const res = await reg.fetch(bare, { method, headers: bob });
     assert.equal(res.status, 404, method);
     assert.equal(await errorCode(res), "BLOB_UPLOAD_UNKNOWN");
-    assert.equal(res.headers.get("location"), null);
+    assert.equal(res.headers.get("location"), null, "no signed URL handed out");
   }
-  const bytes = Buffer.from("still mine");
-  const put = await reg.fetch(`${location}&digest=${sha256(bytes)}`, { method: "PUT", body: bytes, headers: bob });
+  const rest = Buffer.from("mine");
+  const whole = Buffer.concat([first, rest]);
+  const put = await reg.fetch(`${location}&digest=${sha256(whole)}`, { method: "PUT", body: rest, headers: { ...bob, "content-range": "6-9" } });
   assert.equal(put.status, 201, "the upload was neither read nor cancelled");
 });
 

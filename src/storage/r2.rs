@@ -250,7 +250,7 @@ function heldUntilVerified(stream, len, verified) {
         held = chunk;
       },
       async flush(controller) {
-        if (!(await verified)) return controller.error(new Error("the upstream's bytes do not match their digest"));
+        if (!(await verified)) throw new Error("the upstream's bytes do not match their digest");
         if (held) controller.enqueue(held);
       },
     }),
