@@ -41,7 +41,11 @@ export async function readAtLeast(reader, min) {
       len += value.byteLength;
     }
   }
-  if (parts.length === 0) return null;
+  return parts.length === 0 ? null : joined(parts, len);
+}
+
+// The pieces `parts` (`len` bytes in all) as one Uint8Array.
+function joined(parts, len) {
   if (parts.length === 1) return parts[0];
   const out = new Uint8Array(len);
   let at = 0;
@@ -195,13 +199,7 @@ export async function readCapped(request, limit) {
   } finally {
     reader.releaseLock();
   }
-  const out = new Uint8Array(len);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return parts.length === 0 ? new Uint8Array(0) : joined(parts, len);
 }
 
 // Hashes a request body of `len` bytes with the runtime's DigestStream: the bytes never enter
@@ -260,11 +258,12 @@ function heldUntilVerified(stream, len, verified) {
 }
 
 // Streams `body` (of any length: `len`, or -1 when unknown) to a client and into the multipart
-// object `key` in the same pass, in parts of `partSize` bytes gathered here (memory: one part), hashing it with the
-// runtime's DigestStream. Returns { client, stored }: the client's stream, and a promise of the
-// hex digest of what was stored, or "failed: <why>" (nothing stored). For blobs too big for one
-// write (5 GiB) or of unknown length; the caller compares the digest and deletes a mismatch.
-// The client's stream is cut short unless the digest is `hex` (heldUntilVerified).
+// object `key` in the same pass, in parts of `partSize` bytes gathered here (memory: one part),
+// hashing it with the runtime's DigestStream. Returns { client, stored }: the client's stream,
+// and a promise of the hex digest of what was stored, or "failed: <why>" (nothing stored). For
+// blobs too big for one write (5 GiB) or of unknown length; the caller compares the digest and
+// deletes a mismatch. The client's stream is cut short unless the digest is `hex`
+// (heldUntilVerified).
 export function fillMultipart(bucket, key, body, len, partSize, algorithm, hex) {
   const [client, toBucket] = body.tee();
   const stored = (async () => {
@@ -447,8 +446,8 @@ impl R2 {
     }
 
     /// Streams `body` (`length` bytes, or of unknown length) to a client and into the multipart
-    /// object `key` in one pass, in parts of `part_size` bytes, hashed as it goes with `digest`'s algorithm (see
-    /// `fillMultipart` above). Its `stored` settles to the digest of what was stored.
+    /// object `key` in one pass, in parts of `part_size` bytes, hashed as it goes with
+    /// `digest`'s algorithm (see `fillMultipart` above). Its `stored` settles to the digest of what was stored.
     pub fn fill_multipart(&self, key: &str, body: &web_sys::ReadableStream, length: Option<u64>, part_size: u64, digest: &crate::oci::digest::Digest) -> Result<Fill> {
         // Create, complete, and the parts (counted when the fill is recorded: unknown yet).
         self.meter.add(Op::R2ClassA, 2);
