@@ -35,6 +35,7 @@ extern "C" {
 static WARNED: AtomicBool = AtomicBool::new(false);
 static WARNED_OPEN: AtomicBool = AtomicBool::new(false);
 static WARNED_ORIGIN: AtomicBool = AtomicBool::new(false);
+static WARNED_GRACE: AtomicBool = AtomicBool::new(false);
 
 /// Lifecycle defaults: uploads abandoned after a day; garbage kept for an hour after its last
 /// use; bucket operations per run below the platform's 1000 subrequests.
@@ -239,7 +240,7 @@ impl App {
                 auth,
                 lifecycle: LifecycleConfig {
                     upload_max_age_ms: settings.number("UPLOAD_MAX_AGE_SECONDS").unwrap_or(DEFAULT_UPLOAD_MAX_AGE_S) * 1000,
-                    grace_ms: settings.number("GC_GRACE_SECONDS").unwrap_or(DEFAULT_GC_GRACE_S) * 1000,
+                    grace_ms: grace_ms(&settings),
                     budget: settings.number("LIFECYCLE_BUDGET").unwrap_or(DEFAULT_LIFECYCLE_BUDGET).max(8),
                     dry_run: false,
                 },
@@ -271,6 +272,17 @@ pub fn public_origin(env: &Env, request_origin: &str) -> String {
         worker::console_warn!("REGISTRY_ORIGIN is not set: the token realm and audience follow each request's Host; set it (and AUTH_SERVICE) before exposing the registry");
     }
     request_origin.to_string()
+}
+
+/// `GC_GRACE_SECONDS` in ms, raised to the shortest grace the collector's argument allows
+/// (`gc::MIN_GRACE_MS`), and said so once when it is.
+fn grace_ms(settings: &Settings<'_>) -> u64 {
+    let asked = settings.number("GC_GRACE_SECONDS").unwrap_or(DEFAULT_GC_GRACE_S).saturating_mul(1000);
+    let min = crate::storage::gc::MIN_GRACE_MS;
+    if asked < min && !WARNED_GRACE.swap(true, Ordering::Relaxed) {
+        worker::console_warn!("GC_GRACE_SECONDS={} is below the minimum of {} s: the collector uses {} s", asked / 1000, min / 1000, min / 1000);
+    }
+    asked.max(min)
 }
 
 /// Whether the web UI is served (`UI`, on unless `false` or `0`).

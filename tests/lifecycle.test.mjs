@@ -133,15 +133,24 @@ test("garbage collection: a deleted image's blobs go, shared layers stay; a dry 
   assert.equal(sha256(Buffer.from(await back.arrayBuffer())), onlyB);
 });
 
+// Bytes made by `make(i)` for the first i whose digest's first hex digit passes `wanted`.
+function withDigest(make, wanted) {
+  for (let i = 0; ; i++) {
+    const bytes = make(i);
+    if (wanted(sha256(bytes)[7])) return bytes;
+  }
+}
+
 test("a manifest pushed while the collector sweeps keeps the blobs it names", async () => {
-  const config = Buffer.from('{"architecture":"arm64","os":"linux"}');
+  // The sweep goes in digest order: the image's blobs come last (digests starting with f), after
+  // unreferenced fillers (0-7), so it is still sweeping the fillers when the manifest comes.
+  const config = withDigest((i) => Buffer.from(`{"architecture":"arm64","os":"linux","n":${i}}`), (h) => h === "f");
   const c = await pushBlob(reg, "life/race", config);
-  const layer = await pushBlob(reg, "life/race", randomBytes(40_000));
-  // Unreferenced blobs elsewhere, so the sweep takes several runs at this budget.
-  for (let i = 0; i < 12; i++) await pushBlob(reg, "life/filler", randomBytes(100));
+  const layer = await pushBlob(reg, "life/race", withDigest(() => randomBytes(40_000), (h) => h === "f"));
+  for (let i = 0; i < 12; i++) await pushBlob(reg, "life/filler", withDigest(() => randomBytes(100), (h) => h < "8"));
   await ageBlobs();
-  // Mark in small steps; a run that completes the marking stops there, so the sweep has not
-  // reached the layer yet.
+  // Mark in small steps, until the sweep has begun (a run that completes the marking goes on
+  // sweeping with what is left of its budget).
   let runs = 0;
   for (;;) {
     const s = await lifecycle("?budget=8");

@@ -1,5 +1,6 @@
 //! `/v2/<name>/blobs/<digest>`: GET, HEAD, DELETE. The repository's link is checked on every
-//! request (through the fact cache); the bytes come from the edge cache when this data centre
+//! request (through the fact cache), and a HEAD claims the blob too (`blobs::present`); a link
+//! whose blob was collected is removed on sight; the bytes come from the edge cache when this data centre
 //! has them, else from R2, whose stream is handed to the response (after a full GET, the edge
 //! cache is filled from a second read). Blob bytes never pass through wasm. With the offload
 //! configured, a GET of a blob past `OFFLOAD_MIN_BYTES` answers 307 to a presigned R2 URL
@@ -14,7 +15,6 @@ use crate::oci::digest::Digest;
 use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::storage::blobs::{self, BlobDescriptor};
-use crate::storage::paths::PathSpec;
 
 pub fn unknown(digest: &Digest) -> RegistryError {
     RegistryError::new(Code::BlobUnknown, digest.to_string())
@@ -26,8 +26,14 @@ pub fn none_match(header: Option<String>, etag: &str) -> bool {
 }
 
 pub async fn get(cx: &Context<'_>, name: &RepoName, digest: &Digest, with_body: bool) -> Result<Response> {
-    let desc = blobs::linked_for_pull(&cx.app.r2, &cx.app.edge, name, digest).await?.ok_or_else(|| unknown(digest))?;
-    serve(cx, name, digest, &desc, with_body).await
+    let (r2, edge) = (&cx.app.r2, &cx.app.edge);
+    // A HEAD tells a pusher it may skip the upload: the blob must be there, and stay
+    // (`blobs::present`). A GET finds out from the bytes themselves (`serve`).
+    let desc = match with_body {
+        true => blobs::linked_for_pull(r2, edge, name, digest).await?,
+        false => blobs::present(r2, edge, name, digest, cx.now_ms()).await?,
+    };
+    serve(cx, name, digest, &desc.ok_or_else(|| unknown(digest))?, with_body).await
 }
 
 /// The answer to a GET or HEAD of the blob `desc` linked in `name`.
@@ -81,8 +87,9 @@ pub async fn serve(cx: &Context<'_>, name: &RepoName, digest: &Digest, desc: &Bl
         }
     }
     let Some(stream) = app.r2.open(&desc.object, range).await? else {
-        // The link outlived the bytes (a cached link to a collected blob): forget it.
-        crate::storage::facts::forget(&app.edge, &[PathSpec::LayerLink { name, digest }]).await;
+        // The link outlived the bytes (the blob was collected): it goes, with its cached copies,
+        // so the repository stops claiming the blob (HEAD, mounts, the UI and the totals agree).
+        blobs::unlink(&app.r2, &app.edge, name, digest).await?;
         return Err(unknown(digest));
     };
     if cacheable && range.is_none() {

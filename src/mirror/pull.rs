@@ -256,7 +256,12 @@ impl<B: Bucket + ?Sized, C: FactCache + ?Sized, F: Fetch> Pull<'_, B, C, F> {
     /// Where the bytes of blob `digest` come from (see the module docs); `with_body` false
     /// asks the upstream only for the blob's length (a HEAD).
     pub async fn blob(&self, digest: &Digest, with_body: bool) -> Result<(Served, BlobSource<F::Body>)> {
-        if let Some(desc) = blobs::linked_for_pull(self.bucket, self.facts, self.name, digest).await? {
+        // As for any repository, a HEAD answers only for a blob that is there (`blobs::present`).
+        let stored = match with_body {
+            true => blobs::linked_for_pull(self.bucket, self.facts, self.name, digest).await?,
+            false => blobs::present(self.bucket, self.facts, self.name, digest, self.now).await?,
+        };
+        if let Some(desc) = stored {
             return Ok((Served::Hit, BlobSource::Stored(desc)));
         }
         self.blob_upstream(digest, with_body).await

@@ -191,6 +191,33 @@ where
     }
 }
 
+/// The blob `digest` as `name` links it, for a HEAD: what tells a pusher it need not upload
+/// the blob. A link is not enough (the collector frees blobs without knowing which repositories
+/// link them): the blob is claimed too, so it is there and stays for the push that asked (the
+/// collector's argument, `gc`, case 1 and 2: no collection takes it for at least the grace
+/// period less [`TOUCH_FRESH_MS`]). A link whose blob was collected is removed on sight, with
+/// its cached copies, and the answer is `None` (404: the client uploads the blob again); one
+/// whose blob was stored again since (a fresh copy) follows the blob.
+pub async fn present<B, F>(bucket: &B, facts: &F, name: &RepoName, digest: &Digest, now: u64) -> Result<Option<BlobDescriptor>>
+where
+    B: Bucket + ?Sized,
+    F: FactCache + ?Sized,
+{
+    let Some(linked) = linked_for_pull(bucket, facts, name, digest).await? else { return Ok(None) };
+    match claim(bucket, digest, now).await? {
+        Some(desc) if desc.object == linked.object => Ok(Some(desc)),
+        Some(desc) => {
+            link(bucket, name, digest, &desc).await?;
+            facts::forget(facts, &[PathSpec::LayerLink { name, digest }]).await;
+            Ok(Some(desc))
+        }
+        None => {
+            unlink(bucket, facts, name, digest).await?;
+            Ok(None)
+        }
+    }
+}
+
 /// Links `digest` into `name`.
 pub async fn link<B: Bucket + ?Sized>(bucket: &B, name: &RepoName, digest: &Digest, desc: &BlobDescriptor) -> Result<()> {
     bucket.put(&PathSpec::LayerLink { name, digest }.key(), desc.to_json(), None, PutIf::Always).await?;
@@ -269,6 +296,40 @@ mod tests {
     use crate::oci::digest::Algorithm;
     use crate::storage::memory::{MemoryBucket, MemoryFacts};
     use futures_executor::block_on;
+
+    #[test]
+    fn a_head_claims_the_blob_and_drops_a_link_whose_blob_was_collected() {
+        block_on(async {
+            let b = MemoryBucket::new();
+            let f = MemoryFacts::new(0);
+            let a = RepoName::parse("a").unwrap();
+            let d = Digest::of(Algorithm::Sha256, b"hello");
+            assert!(present(&b, &f, &a, &d, 1).await.unwrap().is_none());
+            commit(&b, &a, &d, 5, "objects/u1/data".into(), 1).await.unwrap();
+            // Claimed: a HEAD long after the push renews the blob for the push that asked.
+            let later = 1 + 2 * TOUCH_FRESH_MS;
+            assert_eq!(present(&b, &f, &a, &d, later).await.unwrap().unwrap().touched, later);
+            assert_eq!(descriptor(&b, &d).await.unwrap().unwrap().0.touched, later);
+            // Collected (a tombstone, the bytes gone): the link goes with it, cached copy and all.
+            let (mut tomb, _) = descriptor(&b, &d).await.unwrap().unwrap();
+            tomb.doomed = true;
+            b.put(&PathSpec::BlobDescriptor { digest: &d }.key(), tomb.to_json(), None, PutIf::Always).await.unwrap();
+            b.delete(&["objects/u1/data".to_string()]).await.unwrap();
+            assert!(present(&b, &f, &a, &d, later + 1).await.unwrap().is_none());
+            assert!(linked(&b, &a, &d).await.unwrap().is_none(), "no dangling link left");
+            assert!(linked_for_pull(&b, &f, &a, &d).await.unwrap().is_none(), "nor a cached one");
+            // Pushed again (a fresh copy replaces the tombstone) into another repository: a
+            // repository still linking the old copy follows the blob to the new one.
+            commit(&b, &a, &d, 5, "objects/old/data".into(), later + 2).await.unwrap();
+            let (mut tomb, _) = descriptor(&b, &d).await.unwrap().unwrap();
+            tomb.doomed = true;
+            b.put(&PathSpec::BlobDescriptor { digest: &d }.key(), tomb.to_json(), None, PutIf::Always).await.unwrap();
+            let c = RepoName::parse("c").unwrap();
+            commit(&b, &c, &d, 5, "objects/new/data".into(), later + 3).await.unwrap();
+            assert_eq!(present(&b, &f, &a, &d, later + 4).await.unwrap().unwrap().object, "objects/new/data");
+            assert_eq!(linked(&b, &a, &d).await.unwrap().unwrap().object, "objects/new/data");
+        });
+    }
 
     #[test]
     fn commit_link_mount_unlink() {

@@ -9,7 +9,11 @@
 //! doomed by a conditional put on the etag just read; then its bytes are deleted and its cached
 //! copies forgotten. The descriptor stays as a tombstone. Layer links are not roots: a blob
 //! pushed but named by no manifest is collected once it is older than the grace period, as in
-//! distribution; a link left pointing at collected bytes answers BLOB_UNKNOWN.
+//! distribution. The collector does not know which repositories link a blob (no reverse index:
+//! it would cost a write per link on every push), so a link left pointing at a collected blob
+//! is removed by the first request that meets it: a HEAD (`blobs::present`, which reads the
+//! descriptor), a GET (the bytes are gone), a manifest PUT's reference check (the claim fails:
+//! MANIFEST_BLOB_UNKNOWN, and the client's next HEAD says 404).
 //!
 //! **Why the marks live on the descriptors.** A mark set carried between runs grows with the
 //! registry (every referenced digest, read and rewritten by every run, inside 128 MB and the
@@ -38,6 +42,15 @@
 //! 3. If the claim saw `b` doomed, the writer does not reference those bytes: it stores its own
 //!    copy under a fresh key (`blobs::fresh_data_key`) and replaces the tombstone, and the
 //!    collector deletes only the key named by the descriptor it doomed.
+//!
+//! **Why a push told "it exists" cannot lose the blob.** Clients HEAD a blob before uploading it
+//! and skip the upload on a 200, then PUT the manifest naming it. A HEAD answers 200 only after
+//! claiming the blob (`blobs::present`): it is the reference of case 1 or 2 above, made at the
+//! HEAD's time `t`, so no collection dooms the blob before `t + grace - TOUCH_FRESH_MS` (at
+//! least ten minutes), and the manifest PUT that follows claims it again (its reference check).
+//! A push that waits longer than that between its HEAD and its manifest gets
+//! MANIFEST_BLOB_UNKNOWN, never a manifest naming bytes that are gone, and its next HEAD is 404.
+//! A HEAD that meets a tombstone answers 404 and removes the link, so the client uploads again.
 //!
 //! Stamps and claims are both conditional puts on the descriptor's etag, so neither overwrites
 //! the other: a claim keeps the stamp it read, a stamp that lost to a claim reads again. So bytes
@@ -152,7 +165,9 @@ impl Budget {
 }
 
 /// Advances `state` by at most `budget` bucket operations (a little more when one manifest's
-/// reading overruns it). A step that completes the marking stops there (but for a dry run).
+/// reading overruns it). A step that completes the marking goes on with the sweep, so a
+/// collection that fits in one budget finishes in one run (a run that fails midway resumes
+/// from the state saved before it: stamping again is idempotent).
 pub async fn step<B, F>(bucket: &B, facts: &F, state: &mut GcState, grace_ms: u64, budget: u64, dry_run: bool) -> Result<Step>
 where
     B: Bucket + ?Sized,
@@ -162,15 +177,7 @@ where
     let mut out = Step::default();
     while budget.left() {
         match state.phase {
-            Phase::Mark => {
-                mark_some(bucket, facts, state, &mut budget, dry_run).await?;
-                if state.phase == Phase::Sweep && !dry_run {
-                    // Marking is complete: the sweep starts with the next run, from a clean
-                    // checkpoint (and a run's summary says which phase it left). A dry run is
-                    // one step from scratch and goes on.
-                    break;
-                }
-            }
+            Phase::Mark => mark_some(bucket, facts, state, &mut budget, dry_run).await?,
             Phase::Sweep => {
                 if sweep_some(bucket, facts, state, grace_ms.max(MIN_GRACE_MS), &mut budget, dry_run, &mut out).await? {
                     out.finished = true;
