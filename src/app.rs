@@ -32,6 +32,11 @@ extern "C" {
     fn random_uuid() -> String;
 }
 
+/// A random UUID (the runtime's `crypto.randomUUID`).
+pub fn new_id() -> String {
+    random_uuid()
+}
+
 static WARNED: AtomicBool = AtomicBool::new(false);
 static WARNED_OPEN: AtomicBool = AtomicBool::new(false);
 static WARNED_ORIGIN: AtomicBool = AtomicBool::new(false);
@@ -394,6 +399,6 @@ impl Context<'_> {
     }
 
     pub fn new_id(&self) -> String {
-        random_uuid()
+        new_id()
     }
 }

@@ -136,6 +136,11 @@ mod entry {
         let outcome = async {
             let app = App::from_env(&env, &origin)?;
             let run = api::admin::run(&app, js_sys::Date::now() as u64, false, None).await;
+            // What the run left to finish (its events queued, cache entries forgotten) finishes
+            // before the scheduled event ends.
+            for p in app.edge.take_pending() {
+                let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+            }
             if let Some(store) = &app.stats {
                 send_changes(store, &app.ledger).await;
             }

@@ -149,3 +149,32 @@ test("a mirror fill is an event of its own", async () => {
     await upstream.close();
   }
 });
+
+test("retention's deletions are announced as a client's are: delete events and log lines, by the lifecycle", async () => {
+  const r = await registry({
+    WEBHOOK_URL: hook.url(),
+    WEBHOOK_SECRET: SECRET,
+    RETENTION: JSON.stringify([{ repos: ["ci/*"], keep_last: 1, untagged_after_days: 0 }]),
+  });
+  try {
+    const old = await pushImage(r, "ci/app", "build-1", 11);
+    await new Promise((w) => setTimeout(w, 20));
+    await pushImage(r, "ci/app", "build-2", 12);
+    const run = await (await r.fetch("/admin/lifecycle", { method: "POST" })).json();
+    assert.deepEqual([...run.retention.deleted].sort(), ["ci/app:build-1", `ci/app@${old.digest}`]);
+    const events = await hook.until((es) => es.filter((e) => e.actor?.name === "lifecycle:retention").length === 2, "retention's delete events");
+    const mine = events.filter((e) => e.actor?.name === "lifecycle:retention");
+    assert.deepEqual(mine.map((e) => [e.action, e.target.repository, e.target.digest, e.target.tag ?? null]).sort(), [
+      ["delete", "ci/app", old.digest, "build-1"],
+      ["delete", "ci/app", old.digest, null],
+    ].sort());
+    assert.equal(mine[0].request.method, "DELETE");
+    const lines = r.requestLogs.filter((l) => l.user === "lifecycle:retention");
+    assert.deepEqual(lines.map((l) => [l.method, l.route, l.repository, l.status]), [
+      ["DELETE", "manifest", "ci/app", 202],
+      ["DELETE", "manifest", "ci/app", 202],
+    ]);
+  } finally {
+    await r.close();
+  }
+});

@@ -38,7 +38,11 @@ pub async fn run(app: &App, now: u64, dry_run: bool, budget: Option<u64>) -> Res
     }
     summary.finished_ms = js_sys::Date::now() as u64;
     worker::console_log!("{}", summary.line(summary.finished_ms.saturating_sub(now)));
+    if let Some(e) = &summary.eviction {
+        super::events::announce_removals(app, &e.removed, "eviction", now);
+    }
     if let Some(r) = &summary.retention {
+        super::events::announce_removals(app, &r.removed, "retention", now);
         let verb = if dry_run { "would delete" } else { "deleted" };
         for what in &r.deleted {
             worker::console_log!("retention: {verb} {what}");

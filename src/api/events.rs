@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use worker::{Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder};
 
-use crate::app::Context;
+use crate::app::{new_id, App, Context};
+use crate::events::log::RequestLog;
+use crate::storage::Removal;
 use crate::auth::rules::Identity;
 use crate::events::delivery::{self, SIGNATURE_HEADER};
 use crate::events::envelope::{batch_body, Action, Actor, Event, RequestInfo, Source, Target, MEDIA_TYPE};
@@ -38,9 +40,24 @@ pub fn emit(cx: &Context<'_>, what: Happened<'_>) {
         return;
     }
     let header = |name: &str| cx.header(name).unwrap_or_default();
-    let host = cx.app.host().to_string();
-    let event = Event {
-        id: cx.new_id(),
+    let request = RequestInfo {
+        id: cx.header("cf-ray").unwrap_or_else(|| cx.new_id()),
+        addr: header("cf-connecting-ip"),
+        host: cx.app.host().to_string(),
+        method: format!("{:?}", cx.req.method()).to_uppercase(),
+        useragent: header("user-agent"),
+    };
+    let actor = match cx.caller.identity() {
+        Identity::User(u) => Some(u),
+        Identity::Anonymous => None,
+    };
+    send(cx.app, event(cx.app, &what, now, request, actor));
+}
+
+/// The event of `what`, at `now`, for `request` by `actor`.
+fn event(app: &App, what: &Happened<'_>, now: u64, request: RequestInfo, actor: Option<String>) -> Event {
+    Event {
+        id: new_id(),
         timestamp: String::from(js_sys::Date::new(&JsValue::from_f64(now as f64)).to_iso_string()),
         action: what.action,
         target: Target {
@@ -49,31 +66,43 @@ pub fn emit(cx: &Context<'_>, what: Happened<'_>) {
             size: what.size,
             length: what.size,
             repository: what.name.to_string(),
-            url: format!("{}{}", cx.app.origin, manifest_url(what.name, &what.digest.to_string())),
+            url: format!("{}{}", app.origin, manifest_url(what.name, &what.digest.to_string())),
             tag: what.tag.map(str::to_string),
         },
-        request: RequestInfo {
-            id: cx.header("cf-ray").unwrap_or_else(|| cx.new_id()),
-            addr: header("cf-connecting-ip"),
-            host: host.clone(),
-            method: format!("{:?}", cx.req.method()).to_uppercase(),
-            useragent: header("user-agent"),
-        },
-        actor: Actor {
-            name: match cx.caller.identity() {
-                Identity::User(u) => Some(u),
-                Identity::Anonymous => None,
-            },
-        },
-        source: Source { addr: host },
-    };
+        request,
+        actor: Actor { name: actor },
+        source: Source { addr: app.host().to_string() },
+    }
+}
+
+/// Queues `event` after the response.
+fn send(app: &App, event: Event) {
+    let Some(events) = &app.events else { return };
     let queue = events.queue.clone();
-    cx.app.edge.after_response(wasm_bindgen_futures::future_to_promise(async move {
+    app.edge.after_response(wasm_bindgen_futures::future_to_promise(async move {
         if let Err(e) = queue.send(&event).await {
             worker::console_error!("event {} of {}: not queued: {e}", event.id, event.target.repository);
         }
         Ok(JsValue::UNDEFINED)
     }));
+}
+
+/// Announces what a lifecycle run removed (`by`: `retention` or `eviction`) as a client's
+/// delete is announced: a `delete` event (with the actor `lifecycle:<by>`) when events are on,
+/// and a request-log line (`DELETE`, route `manifest`, status 202, user `lifecycle:<by>`).
+pub fn announce_removals(app: &App, removed: &[Removal], by: &str, now: u64) {
+    let actor = format!("lifecycle:{by}");
+    for r in removed {
+        let (Ok(name), Ok(digest)) = (RepoName::parse(&r.repository), Digest::parse(&r.digest)) else { continue };
+        let log = RequestLog { method: "DELETE".into(), route: "manifest", repository: Some(r.repository.clone()), status: 202, user: Some(actor.clone()), ..Default::default() };
+        worker::console_log!("{}", log.line());
+        if app.events.is_none() {
+            continue;
+        }
+        let what = Happened { action: Action::Delete, name: &name, digest: &digest, media_type: "", size: 0, tag: r.tag.as_deref() };
+        let request = RequestInfo { id: new_id(), host: app.host().to_string(), method: "DELETE".into(), ..Default::default() };
+        send(app, event(app, &what, now, request, Some(actor.clone())));
+    }
 }
 
 #[wasm_bindgen(inline_js = r#"

@@ -64,6 +64,9 @@ pub struct Evicted {
     pub finished: bool,
     /// `repository@digest` of each revision evicted (or that would be, in a dry run).
     pub evicted: Vec<String>,
+    /// What the step removed (none in a dry run), to be announced.
+    #[serde(skip)]
+    pub removed: Vec<super::Removal>,
 }
 
 /// One step at `now`, within about `budget` bucket operations: `max_age_ms(name)` is how long
@@ -110,6 +113,7 @@ where
                                     manifests::delete(bucket, facts, &name, &Reference::Digest(digest.clone())).await?;
                                     bucket.delete(&[PathSpec::MirrorPulled { name: &name, digest: &digest }.key()]).await?;
                                     ops += 4;
+                                    out.removed.push(super::Removal { repository: name.to_string(), digest: digest.to_string(), tag: None });
                                 }
                             }
                             Some(_) => {}
@@ -186,10 +190,12 @@ mod tests {
         let dry = block_on(step(&b, &f, now, 1000, true, &policy)).unwrap();
         assert_eq!(dry.evicted, vec![format!("hub/app@{old}")]);
         assert!(block_on(manifests::revision(&b, &hub, &old)).unwrap().is_some(), "a dry run deletes nothing");
+        assert!(dry.removed.is_empty(), "and announces nothing");
         assert_eq!(block_on(last_pulled(&b, &hub, &unrecorded)).unwrap(), None, "and records nothing");
 
         let run = block_on(step(&b, &f, now, 1000, false, &policy)).unwrap();
         assert_eq!((run.repositories, run.manifests_scanned, run.manifests_evicted, run.finished), (1, 3, 1, true));
+        assert_eq!(run.removed, vec![crate::storage::Removal { repository: "hub/app".into(), digest: old.to_string(), tag: None }]);
         assert!(block_on(manifests::revision(&b, &hub, &old)).unwrap().is_none());
         assert_eq!(block_on(tags::resolve_tag(&b, &hub, &Tag::parse("t1").unwrap())).unwrap(), None);
         assert_eq!(block_on(last_pulled(&b, &hub, &old)).unwrap(), None);

@@ -90,5 +90,14 @@ pub trait Bucket {
     async fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Listing>;
 }
 
+/// A tag or manifest a lifecycle run removed, for the `delete` event and the log line that
+/// announce it as a client's delete is announced (`tag` set: the tag; else the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub repository: String,
+    pub digest: String,
+    pub tag: Option<String>,
+}
+
 /// Largest page a list endpoint serves (R2 lists at most 1000 keys per call).
 pub const MAX_PAGE: usize = 1000;

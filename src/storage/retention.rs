@@ -83,6 +83,9 @@ pub struct Retained {
     pub deleted: Vec<String>,
     /// What the verdict named but the step left, and why (pushed again, immutable).
     pub kept: Vec<String>,
+    /// What the step removed (none in a dry run), to be announced.
+    #[serde(skip)]
+    pub removed: Vec<super::Removal>,
 }
 
 /// One step at `now` within about `budget` operations. The first repository of a run is always
@@ -162,6 +165,7 @@ where
                     return Ok(());
                 }
                 tags::remove(bucket, facts, name, &tag, &digest).await?;
+                out.removed.push(super::Removal { repository: name.to_string(), digest: digest.to_string(), tag: Some(tag.to_string()) });
             }
             out.tags_deleted += 1;
             out.deleted.push(format!("{name}:{tag}"));
@@ -176,6 +180,7 @@ where
                 }
                 manifests::delete(bucket, facts, name, &Reference::Digest(digest.clone())).await?;
                 out.operations += 4;
+                out.removed.push(super::Removal { repository: name.to_string(), digest: digest.to_string(), tag: None });
             }
             out.manifests_deleted += 1;
             out.deleted.push(format!("{name}@{digest}"));
@@ -271,7 +276,7 @@ mod tests {
     use crate::policy::retention::Retention;
     use crate::storage::blobs;
     use crate::storage::memory::{MemoryBucket, MemoryFacts};
-    use crate::storage::{Listing, ObjectInfo, PutIf};
+    use crate::storage::{Listing, ObjectInfo, PutIf, Removal};
     use async_trait::async_trait;
     use futures_executor::block_on;
     use std::cell::RefCell;
@@ -525,6 +530,10 @@ mod tests {
                     finished: true,
                     deleted: vec!["counted:old".into(), format!("counted@{old}")],
                     kept: vec![],
+                    removed: vec![
+                        Removal { repository: "counted".into(), digest: old.to_string(), tag: Some("old".into()) },
+                        Removal { repository: "counted".into(), digest: old.to_string(), tag: None },
+                    ],
                 }
             );
         });
