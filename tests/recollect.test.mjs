@@ -1,14 +1,17 @@
 // A collected blob is gone for every reader: an image pushed with skopeo, deleted, its blobs
 // collected (age simulated by rewriting the descriptors' `touched`, as lifecycle.test does), then
 // HEAD answers 404 for each of its blobs, and pushing the same image again into the same
-// repository works on the first try.
+// repository works on the first try, with skopeo and with Docker (a private daemon; Docker
+// remembers which layers it pushed where, and HEADs them before it skips them).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { registry, sha256, errorCode } from "./helpers.mjs";
-import { skipClients as skip, sh, buildImage } from "./tools.mjs";
+import { writeFileSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { skipClients as skip, sh, buildImage, dockerDaemon } from "./tools.mjs";
 
 let reg, host, work;
 before(async () => {
@@ -70,6 +73,42 @@ test("delete, collect, HEAD 404, and skopeo pushes the same image again first tr
     const res = await reg.fetch(`/v2/ci/app/blobs/${b}`);
     assert.equal(res.status, 200);
     assert.equal(sha256(Buffer.from(await res.arrayBuffer())), b);
+  }
+});
+
+test("docker pushes an image again after it was deleted and collected, first try", { skip }, async () => {
+  const daemon = await dockerDaemon(mkdtempSync("/tmp/dkr-"));
+  try {
+    const rootfs = join(work, "docker-rootfs");
+    mkdirSync(rootfs, { recursive: true });
+    writeFileSync(join(rootfs, "data"), randomBytes(200_000));
+    sh("tar", ["-C", rootfs, "-cf", join(work, "rootfs.tar"), "."]);
+    const image = `${host}/ci/dock:t1`;
+    daemon.docker(["import", join(work, "rootfs.tar"), image]);
+    daemon.docker(["push", image]);
+    const head = await reg.fetch("/v2/ci/dock/manifests/t1", { method: "HEAD", headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } });
+    const digest = head.headers.get("docker-content-digest");
+    const manifest = await (await reg.fetch(`/v2/ci/dock/manifests/${digest}`)).json();
+    const blobs = [manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+
+    assert.equal((await reg.fetch(`/v2/ci/dock/manifests/${digest}`, { method: "DELETE" })).status, 202);
+    await ageBlobs();
+    const run = await lifecycle();
+    assert.equal(run.gc_finished, true);
+    for (const b of blobs) assert.equal((await reg.fetch(`/v2/ci/dock/blobs/${b}`, { method: "HEAD" })).status, 404, b);
+
+    // Docker still believes it pushed these layers here; its HEAD says otherwise, so it uploads.
+    daemon.docker(["push", image]);
+    const again = await reg.fetch("/v2/ci/dock/manifests/t1", { method: "HEAD", headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } });
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get("docker-content-digest"), digest);
+    for (const b of blobs) {
+      const res = await reg.fetch(`/v2/ci/dock/blobs/${b}`);
+      assert.equal(res.status, 200, b);
+      assert.equal(sha256(Buffer.from(await res.arrayBuffer())), b);
+    }
+  } finally {
+    await daemon.close();
   }
 });
 

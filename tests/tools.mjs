@@ -15,12 +15,12 @@ const have = (bin) => {
 };
 // Chromium is the real browser of the web UI tests (CHROMIUM_PATH may name another build).
 const haveBrowser = () => (process.env.CHROMIUM_PATH ? existsSync(process.env.CHROMIUM_PATH) : have("chromium"));
-const missing = ["skopeo", "podman", "umoci", "curl", "docker-registry"].filter((b) => !have(b)).concat(haveBrowser() ? [] : ["chromium"]);
+const missing = ["skopeo", "podman", "umoci", "curl", "docker-registry", "dockerd"].filter((b) => !have(b)).concat(haveBrowser() ? [] : ["chromium"]);
 // A missing tool fails the run with the command that installs it, unless the user opts out of
 // the real-client tests explicitly with SKIP_CLIENTS=1 (.ci/run never does).
 const optedOut = process.env.SKIP_CLIENTS === "1";
 if (missing.length && !optedOut) {
-  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl docker-registry chromium (or SKIP_CLIENTS=1 npm test to skip them)`);
+  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl docker-registry chromium docker.io (or SKIP_CLIENTS=1 npm test to skip them)`);
 }
 
 /// The `skip` option of client tests: a reason when the user opted out and tools are missing.
@@ -76,6 +76,43 @@ export async function distribution(dir) {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
       child.kill();
+      await exited;
+    },
+  };
+}
+
+// Starts a private Docker daemon (Debian's docker.io) under `dir`: its own data and exec roots,
+// socket and pid file, the vfs storage driver, and no networking of its own (no iptables, no
+// bridge), so it changes nothing outside `dir`. Loopback registries are insecure-allowed by
+// default, so it pushes to the emulator over plain HTTP. `docker(args)` runs the CLI against it.
+export async function dockerDaemon(dir) {
+  const { spawn } = await import("node:child_process");
+  const root = join(dir, "root");
+  const exec = join(dir, "exec");
+  mkdirSync(root, { recursive: true });
+  mkdirSync(exec, { recursive: true });
+  const config = join(dir, "daemon.json");
+  writeFileSync(config, JSON.stringify({ "storage-driver": "vfs", iptables: false, "ip-forward": false, bridge: "none" }));
+  const host = `unix://${join(dir, "docker.sock")}`;
+  const args = ["--data-root", root, "--exec-root", exec, "-H", host, "--pidfile", join(dir, "dockerd.pid"), "--config-file", config];
+  const child = spawn("dockerd", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+  const docker = (more, opts) => sh("docker", ["-H", host, ...more], opts);
+  for (let i = 0; ; i++) {
+    try {
+      docker(["version", "--format", "{{.Server.Version}}"]);
+      break;
+    } catch {}
+    if (i === 300 || child.exitCode !== null) throw new Error(`dockerd did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    docker,
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
       await exited;
     },
   };
