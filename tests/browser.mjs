@@ -13,7 +13,7 @@ const CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/ch
 
 export function chromiumPath() {
   const found = CANDIDATES.find((p) => p && existsSync(p));
-  if (!found) throw new Error("no Chromium: install Debian's chromium package (.ci/run does) or set CHROMIUM_PATH");
+  if (!found) throw new Error("no Chromium: install Debian's chromium package (npm test does, as root) or set CHROMIUM_PATH");
   return found;
 }
 

@@ -4,23 +4,16 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { missingClients, installCommand } from "../miniflare/clients.mjs";
 
-const have = (bin) => {
-  try {
-    execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-};
-// Chromium is the real browser of the web UI tests (CHROMIUM_PATH may name another build).
-const haveBrowser = () => (process.env.CHROMIUM_PATH ? existsSync(process.env.CHROMIUM_PATH) : have("chromium"));
-const missing = ["skopeo", "podman", "umoci", "curl", "docker-registry", "dockerd"].filter((b) => !have(b)).concat(haveBrowser() ? [] : ["chromium"]);
-// A missing tool fails the run with the command that installs it, unless the user opts out of
-// the real-client tests explicitly with SKIP_CLIENTS=1 (.ci/run never does).
+// What the tests need, and how it is installed, is said once (miniflare/clients.mjs, which
+// `npm test` runs first). A missing tool fails the run with the command that installs it,
+// unless the user opts out of the real-client tests explicitly with SKIP_CLIENTS=1 (CI never
+// does).
+const missing = missingClients();
 const optedOut = process.env.SKIP_CLIENTS === "1";
 if (missing.length && !optedOut) {
-  throw new Error(`the client tests need ${missing.join(", ")}: apt-get install skopeo podman umoci curl docker-registry chromium docker.io (or SKIP_CLIENTS=1 npm test to skip them)`);
+  throw new Error(`the client tests need ${missing.join(", ")}: ${installCommand(missing)} (npm test installs them itself when run as root with apt; or SKIP_CLIENTS=1 npm test to skip them)`);
 }
 
 /// The `skip` option of client tests: a reason when the user opted out and tools are missing.
