@@ -78,3 +78,26 @@ test("npm start with AUTH_HTPASSWD in the environment serves a registry with acc
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test("npm start with a configuration the worker refuses says why at start", async () => {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "serve-"));
+  const env = { ...process.env, PORT: String(port), DATA_DIR: dataDir, AUTH_HTPASSWD: ALICE, UPLOAD_SECRET: "u" };
+  delete env.TOKEN_SECRET;
+  const child = spawn(process.execPath, [join(root, "miniflare", "serve.mjs")], { env, stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    let out = "";
+    await new Promise((resolve, reject) => {
+      child.stdout.on("data", (d) => {
+        out += d;
+        if (out.includes("every request will fail")) resolve();
+      });
+      child.on("exit", (code) => reject(new Error(`serve.mjs exited (${code}): ${out}`)));
+    });
+    assert.match(out, /every request will fail: registry misconfigured: .*TOKEN_SECRET is not set/);
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
