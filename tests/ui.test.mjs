@@ -27,7 +27,7 @@ async function manifest(reg, name, ref, value, auth) {
 }
 
 // An image of `layerSizes` (bytes) whose config says it was created at `created`.
-async function image(reg, name, ref, { created, arch = "amd64", layerSizes, seed = 1, config = {} }, auth) {
+async function image(reg, name, ref, { created, arch = "amd64", layerSizes, seed = 1, config = {}, configType = "application/vnd.oci.image.config.v1+json" }, auth) {
   const cfg = await blob(reg, name, Buffer.from(JSON.stringify({
     created, architecture: arch, os: "linux", config,
     history: [{ created, created_by: `/bin/sh -c #(nop) seed ${seed}` }],
@@ -36,7 +36,7 @@ async function image(reg, name, ref, { created, arch = "amd64", layerSizes, seed
   for (const [i, size] of layerSizes.entries()) layers.push(await blob(reg, name, Buffer.alloc(size, seed * 16 + i), auth));
   return manifest(reg, name, ref, {
     schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...cfg },
+    config: { mediaType: configType, ...cfg },
     layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...l })),
   }, auth);
 }
@@ -59,6 +59,7 @@ describe("an open registry", { skip }, () => {
       config: { Entrypoint: ["/app"], Env: ["PATH=/usr/bin", "MODE=prod"], Labels: { "org.opencontainers.image.source": "https://example.com/app" } },
     });
     amd = await image(reg, "team/app", "amd64-only", { created: "2026-02-01T00:00:00Z", layerSizes: [3000], seed: 2 });
+    await image(reg, "other/tool", "docker", { created: "2026-02-03T00:00:00Z", layerSizes: [100], seed: 9, configType: "application/vnd.docker.container.image.v1+json", config: { Entrypoint: ["/docker"] } });
     arm = await image(reg, "team/app", "arm64-only", { created: "2026-02-02T00:00:00Z", arch: "arm64", layerSizes: [1000, 1000], seed: 3 });
     index = await manifest(reg, "team/app", "multi", {
       schemaVersion: 2, mediaType: OCI_INDEX,
@@ -153,6 +154,12 @@ describe("an open registry", { skip }, () => {
     assert.equal(JSON.parse(await page.$eval("#raw", (e) => e.textContent)).layers.length, 2);
     assert.match(await page.$eval("#referrers", (e) => e.textContent), /None/);
     await screenshot(page, "image");
+  });
+
+  test("an image pushed by Docker (its own config type) shows its config too", async () => {
+    await open(page, reg.url, "#/r/other/tool/-/docker", "#config");
+    const config = await page.$$eval("#config dt, #config dd", (els) => els.map((e) => e.textContent));
+    assert.deepEqual(config.slice(0, 6), ["Created", "2026-02-03 00:00 UTC", "Platform", "linux/amd64", "Entrypoint", '["/docker"]']);
   });
 
   test("deleting a tag through the UI asks first, then the tag is gone from the page and the API", async () => {

@@ -15,6 +15,8 @@ const MANIFEST_TYPES = [
 const CATALOG_PAGE = 100;
 const TAGS_PAGE = 20;
 const CONFIG_MAX = 1 << 20;
+// An image's config, as OCI and as Docker (`docker push`) name it.
+const IMAGE_CONFIG_TYPES = ["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
 
 let info = null; // /v2/_ui/info
 sessionStorage.removeItem("registry.creds"); // where an older page kept the password itself
@@ -344,7 +346,7 @@ async function imageSections(name, manifest) {
   const total = layers.reduce((sum, l) => sum + (l.size || 0), 0);
   const out = [];
   const config = manifest.config;
-  if (config?.mediaType?.endsWith("config.v1+json") && config.size <= CONFIG_MAX) {
+  if (IMAGE_CONFIG_TYPES.includes(config?.mediaType) && config.size <= CONFIG_MAX) {
     try {
       const { body } = await json(`/v2/${name}/blobs/${config.digest}`, { scope: repoScope(name) });
       out.push(...configSection(body));
