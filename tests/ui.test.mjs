@@ -120,6 +120,8 @@ describe("an open registry", { skip }, () => {
     assert.equal(multi[1], `${index.digest.slice(0, 19)}…`);
     const copy = await page.$eval('tr[data-tag="v1"] button[aria-label^="Copy"]', (b) => b.getAttribute("aria-label"));
     assert.equal(copy, `Copy: docker pull ${new URL(reg.url).host}/team/app:v1`);
+    // The header says the same command the buttons copy.
+    assert.equal(await page.$eval("#pull-command", (e) => e.textContent), `docker pull ${new URL(reg.url).host}/team/app:<tag>`);
     assert.ok(await page.$('tr[data-tag="v1"] button[aria-label="Delete tag v1"]'), "open registry: delete offered");
     await screenshot(page, "repository");
   });

@@ -267,7 +267,7 @@ async function repositoryPage(name, offset = 0) {
     offset + TAGS_PAGE < summary.total ? h("button", { type: "button", onclick: () => repositoryPage(name, offset + TAGS_PAGE) }, "Next") : null);
   render(name, crumbs(name),
     h("h1", {}, name, mirrorBadge(name)),
-    h("p", {}, h("code", {}, `podman pull ${host}/${name}:<tag>`)),
+    h("p", {}, h("code", { id: "pull-command" }, `docker pull ${host}/${name}:<tag>`)),
     summary.tags.length ? table(["Tag", { text: "Digest", cls: "hide-narrow" }, "Type", "Size", { text: "Created", cls: "hide-narrow" }, { text: "Pushed", cls: "hide-narrow" }, "Actions"], rows, "Tags") : null,
     pages,
     summary.cut ? h("p", { class: "muted" }, "Only the first 10,000 tags are ordered by push time.") : null);
