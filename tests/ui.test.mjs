@@ -158,6 +158,14 @@ describe("an open registry", { skip }, () => {
     await screenshot(page, "image");
   });
 
+  test("a repository that does not exist says so, not \"No tags.\"", async () => {
+    await open(page, reg.url, "#/r/no/such", "main .error");
+    assert.equal(await page.$eval("main .error", (e) => e.textContent), "Repository no/such not found.");
+    const res = await reg.fetch("/v2/no/such/_ui/tags");
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).errors[0].code, "NAME_UNKNOWN");
+  });
+
   test("an image pushed by Docker (its own config type) shows its config too", async () => {
     await open(page, reg.url, "#/r/other/tool/-/docker", "#config");
     const config = await page.$$eval("#config dt, #config dd", (els) => els.map((e) => e.textContent));

@@ -12,10 +12,10 @@ use worker::{Env, Headers, Request, Response};
 use super::{json_reply, query_number};
 use crate::app::Context;
 use crate::auth::Action;
-use crate::oci::error::Result;
+use crate::oci::error::{Code, RegistryError, Result};
 use crate::oci::name::RepoName;
 use crate::routes::asset_cache_control;
-use crate::storage::summaries;
+use crate::storage::{catalog, summaries};
 
 /// Tags per page when the UI does not say, and at most.
 const DEFAULT_TAGS: usize = 20;
@@ -48,6 +48,11 @@ pub async fn tags(cx: &Context<'_>, name: &RepoName, mirrored: bool) -> Result<R
     let n = query_number(cx, "n", DEFAULT_TAGS)?.min(MAX_TAGS);
     let offset = query_number(cx, "offset", 0)?;
     let page = summaries::tags_page(&cx.app.r2, &cx.app.edge, name, offset, n).await?;
+    // No tags, and no such repository (never pushed): 404, as its tags list answers, not an
+    // empty page. (A mirrored repository exists upstream whatever is stored here.)
+    if page.total == 0 && !mirrored && !catalog::repository_exists(&cx.app.r2, name).await? {
+        return Err(RegistryError::new(Code::NameUnknown, format!("repository {name} not known")));
+    }
     let auth = &cx.app.config.auth;
     let actions = cx.caller.actions_on(auth, name);
     let writable = !auth.read_only && !mirrored;
