@@ -51,6 +51,17 @@ export async function registry(extra = {}, { stats = true } = {}) {
       } while (cursor);
       return out;
     },
+    // Makes every blob look as if it was last stored or claimed long ago (its descriptor's
+    // `touched` rewritten to 0): how the tests pass the collector's grace period.
+    async ageBlobs() {
+      const bucket = await r.mf.getR2Bucket("BLOBS");
+      for (const key of await this.keys("blobs/")) {
+        if (!key.endsWith("/descriptor")) continue;
+        const d = JSON.parse(await (await bucket.get(key)).text());
+        d.touched = 0;
+        await bucket.put(key, JSON.stringify(d));
+      }
+    },
     // Fires the cron trigger once.
     async scheduled() {
       const worker = await r.mf.getWorker();

@@ -27,13 +27,6 @@ async function rewrite(key, change) {
   await bucket.put(key, JSON.stringify(value));
 }
 
-// Makes every blob look as if it was last stored or claimed long ago.
-async function ageBlobs() {
-  for (const key of await reg.keys("blobs/")) {
-    if (key.endsWith("/descriptor")) await rewrite(key, (d) => (d.touched = 0));
-  }
-}
-
 async function lifecycle(query = "") {
   const res = await reg.fetch(`/admin/lifecycle${query}`, { method: "POST" });
   assert.equal(res.status, 200);
@@ -105,7 +98,7 @@ test("garbage collection: a deleted image's blobs go, shared layers stay; a dry 
   // A summary's counts are the collection's totals so far: the last run's are the whole.
   assert.equal(runs[runs.length - 1].gc.blobs_deleted, 0, "nothing older than the grace period yet");
 
-  await ageBlobs();
+  await reg.ageBlobs();
   const before = await reg.keys();
   const dry = await collectAll("?dry_run=true&budget=1000");
   const last = dry[dry.length - 1];
@@ -148,7 +141,7 @@ test("a manifest pushed while the collector sweeps keeps the blobs it names", as
   const c = await pushBlob(reg, "life/race", config);
   const layer = await pushBlob(reg, "life/race", withDigest(() => randomBytes(40_000), (h) => h === "f"));
   for (let i = 0; i < 12; i++) await pushBlob(reg, "life/filler", withDigest(() => randomBytes(100), (h) => h < "8"));
-  await ageBlobs();
+  await reg.ageBlobs();
   // Mark in small steps, until the sweep has begun (a run that completes the marking goes on
   // sweeping with what is left of its budget).
   let runs = 0;
