@@ -89,6 +89,13 @@ pub async fn asset(env: &Env, req: Request, path: &str) -> Option<Response> {
     if resp.status_code() == 404 {
         return None;
     }
+    if resp.status_code() >= 500 {
+        // The binding failed (its files changed under a running emulator, say): the registry's
+        // JSON error, and the cause in the log, not an empty 500.
+        let status = resp.status_code();
+        worker::console_error!("assets {path}: the assets binding answered {status} (were the UI's files replaced or removed under the running worker?)");
+        return super::error_reply(&crate::oci::error::RegistryError::internal(format!("assets binding answered {status}"))).ok();
+    }
     // The binding's headers are immutable: copy them, then set the policy.
     let headers = Headers::new();
     for (k, v) in resp.headers().entries() {
