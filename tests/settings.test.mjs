@@ -49,22 +49,34 @@ const freePort = () =>
     });
   });
 
-test("npm start with AUTH_HTPASSWD in the environment serves a registry with access control on", async () => {
+// Runs `npm start` (serve.mjs) with `env` over the test's environment (a key set to undefined is
+// left out) on a free port and a fresh data directory, until its output says `until`; then
+// `check(out, port)`, and it is stopped.
+async function serve(env, until, check) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "serve-"));
-  const child = spawn(process.execPath, [join(root, "miniflare", "serve.mjs")], {
-    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, AUTH_HTPASSWD: ALICE, TOKEN_SECRET: "s", UPLOAD_SECRET: "u" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const all = { ...process.env, PORT: String(port), DATA_DIR: dataDir, ...env };
+  for (const [k, v] of Object.entries(all)) if (v === undefined) delete all[k];
+  const child = spawn(process.execPath, [join(root, "miniflare", "serve.mjs")], { env: all, stdio: ["ignore", "pipe", "pipe"] });
   try {
     let out = "";
     await new Promise((resolve, reject) => {
       child.stdout.on("data", (d) => {
         out += d;
-        if (out.includes("registry listening")) resolve();
+        if (out.includes(until)) resolve();
       });
       child.on("exit", (code) => reject(new Error(`serve.mjs exited (${code}): ${out}`)));
     });
+    await check(out, port);
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+test("npm start with AUTH_HTPASSWD in the environment serves a registry with access control on", async () => {
+  await serve({ AUTH_HTPASSWD: ALICE, TOKEN_SECRET: "s", UPLOAD_SECRET: "u" }, "registry listening", async (out, port) => {
     assert.ok(!out.includes("open mode"), out);
     const base = `http://127.0.0.1:${port}/v2/`;
     const anon = await fetch(base);
@@ -72,32 +84,11 @@ test("npm start with AUTH_HTPASSWD in the environment serves a registry with acc
     assert.match(anon.headers.get("www-authenticate"), /^Bearer realm=/);
     const alice = await fetch(base, { headers: { authorization: basicAuth("alice") } });
     assert.equal(alice.status, 200);
-  } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("npm start with a configuration the worker refuses says why at start", async () => {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "serve-"));
-  const env = { ...process.env, PORT: String(port), DATA_DIR: dataDir, AUTH_HTPASSWD: ALICE, UPLOAD_SECRET: "u" };
-  delete env.TOKEN_SECRET;
-  const child = spawn(process.execPath, [join(root, "miniflare", "serve.mjs")], { env, stdio: ["ignore", "pipe", "pipe"] });
-  try {
-    let out = "";
-    await new Promise((resolve, reject) => {
-      child.stdout.on("data", (d) => {
-        out += d;
-        if (out.includes("every request will fail")) resolve();
-      });
-      child.on("exit", (code) => reject(new Error(`serve.mjs exited (${code}): ${out}`)));
-    });
+  await serve({ AUTH_HTPASSWD: ALICE, UPLOAD_SECRET: "u", TOKEN_SECRET: undefined }, "every request will fail", (out) => {
     assert.match(out, /every request will fail: registry misconfigured: .*TOKEN_SECRET is not set/);
-  } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
 });

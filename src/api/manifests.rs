@@ -53,8 +53,9 @@ pub fn answer(cx: &Context<'_>, reference: &Reference, digest: &Digest, media_ty
 }
 
 pub async fn put(cx: Context<'_>, name: &RepoName, reference: &Reference) -> Result<Response> {
+    let too_large = || RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes"));
     if cx.content_length()?.is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
-        return Err(RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes")));
+        return Err(too_large());
     }
     // `?tag=a&tag=b`: more tags for the same manifest; any invalid one refuses the whole PUT.
     let tags = crate::oci::name::tags_param(cx.query_all("tag"))?;
@@ -62,7 +63,7 @@ pub async fn put(cx: Context<'_>, name: &RepoName, reference: &Reference) -> Res
     // Read against the ceiling as it streams: a chunked body has no Content-Length to refuse.
     let bytes = crate::storage::r2::body_up_to(cx.req.inner(), MAX_MANIFEST_BYTES as u64)
         .await?
-        .ok_or_else(|| RegistryError::new(Code::TooLarge, format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes")))?;
+        .ok_or_else(too_large)?;
     let size = bytes.len() as u64;
     let (r2, now, id) = (&cx.app.r2, cx.now_ms(), cx.new_id());
     let immutable = |tag: &Tag| cx.app.config.immutable_tags.rule_for(name, tag);
